@@ -1,0 +1,4 @@
+"""Faster R-CNN, ResNet-101 FPN, 1x schedule on COCO (MMDetection box AP 39.4)."""
+from .faster_rcnn_r50_fpn_1x_coco import *  # noqa: F401,F403
+
+model["backbone"]["depth"] = 101

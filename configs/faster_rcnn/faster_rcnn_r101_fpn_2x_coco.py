@@ -1,0 +1,4 @@
+"""Faster R-CNN, ResNet-101 FPN, 2x schedule on COCO (MMDetection box AP 39.8)."""
+from .faster_rcnn_r50_fpn_2x_coco import *  # noqa: F401,F403
+
+model["backbone"]["depth"] = 101

@@ -1,0 +1,5 @@
+"""Faster R-CNN, ResNet-50 FPN, 2x schedule on COCO (MMDetection box AP 38.4)."""
+from .._base_.datasets.coco_detection import *  # noqa: F401,F403
+from .._base_.default_runtime import *  # noqa: F401,F403
+from .._base_.models.faster_rcnn_r50_fpn import model  # noqa: F401
+from .._base_.schedules.schedule_2x import *  # noqa: F401,F403

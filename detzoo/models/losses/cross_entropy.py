@@ -1,0 +1,66 @@
+"""Softmax and sigmoid cross-entropy with MMDetection's label conventions."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .reduction import weight_reduce_loss
+
+
+def _expand_onehot(labels: torch.Tensor, label_weights: Optional[torch.Tensor], num_channels: int):
+    """labels in [0, C) become one-hot rows; the background label C becomes an all-zero row."""
+    onehot = labels.new_zeros((labels.shape[0], num_channels), dtype=torch.float32)
+    fg = (labels >= 0) & (labels < num_channels)
+    onehot[fg.nonzero(as_tuple=True)[0], labels[fg]] = 1.0
+    if label_weights is not None:
+        label_weights = label_weights.reshape(-1, 1).expand(-1, num_channels).float()
+    return onehot, label_weights
+
+
+class CrossEntropyLoss(nn.Module):
+    """cls_score [N, C] (softmax: C includes background) and integer labels [N].
+
+    use_sigmoid: per-class binary cross-entropy where label ``C`` (background) is all zeros.
+    """
+
+    def __init__(self, use_sigmoid: bool = False, use_mask: bool = False, reduction: str = "mean",
+                 class_weight: Optional[Sequence[float]] = None, loss_weight: float = 1.0,
+                 ignore_index: int = -100, avg_non_ignore: bool = False):
+        super().__init__()
+        if use_sigmoid and use_mask:
+            raise ValueError("use_sigmoid and use_mask are exclusive")
+        self.use_sigmoid = use_sigmoid
+        self.use_mask = use_mask
+        self.reduction = reduction
+        self.class_weight = class_weight
+        self.loss_weight = loss_weight
+        self.ignore_index = ignore_index
+        self.avg_non_ignore = avg_non_ignore
+
+    def forward(self, cls_score: torch.Tensor, label: torch.Tensor, weight: Optional[torch.Tensor] = None,
+                avg_factor: Optional[float] = None, reduction_override: Optional[str] = None) -> torch.Tensor:
+        reduction = reduction_override or self.reduction
+        class_weight = (cls_score.new_tensor(self.class_weight) if self.class_weight is not None else None)
+        if self.use_mask:
+            raise NotImplementedError("mask cross-entropy arrives with the mask head")
+        if self.use_sigmoid:
+            if label.dim() == cls_score.dim():
+                target, weight_e = label.float(), (None if weight is None else weight.float())
+            else:
+                target, weight_e = _expand_onehot(label, weight, cls_score.shape[-1])
+            loss = F.binary_cross_entropy_with_logits(cls_score, target, pos_weight=None, reduction="none")
+            if class_weight is not None:
+                loss = loss * class_weight
+            loss = weight_reduce_loss(loss, weight_e, reduction, avg_factor)
+        else:
+            loss = F.cross_entropy(cls_score, label, weight=class_weight, reduction="none",
+                                   ignore_index=self.ignore_index)
+            if weight is not None:
+                weight = weight.float()
+            if avg_factor is None and self.avg_non_ignore and reduction == "mean":
+                avg_factor = (label != self.ignore_index).sum().item()
+            loss = weight_reduce_loss(loss, weight, reduction, avg_factor)
+        return self.loss_weight * loss

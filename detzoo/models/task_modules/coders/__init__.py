@@ -1,0 +1,3 @@
+from .delta_xywh import DeltaXYWHBBoxCoder
+
+__all__ = ["DeltaXYWHBBoxCoder"]
