@@ -1,0 +1,13 @@
+"""COCO evaluation: results <-> COCO JSON, pycocotools metrics under MMDetection's names."""
+from detzoo.evaluation.coco_metric import (AP_ITEMS, METRICS, ar_items, evaluate_coco,
+                                           evaluate_results_file, format_metrics_line)
+from detzoo.evaluation.evaluator import CocoEvaluator
+from detzoo.evaluation.results_io import (load_coco_gt, load_results_json, result_to_coco_json,
+                                          results_to_coco_json, save_results_json,
+                                          validate_results)
+
+__all__ = [
+    "AP_ITEMS", "METRICS", "ar_items", "evaluate_coco", "evaluate_results_file",
+    "format_metrics_line", "CocoEvaluator", "load_coco_gt", "load_results_json",
+    "result_to_coco_json", "results_to_coco_json", "save_results_json", "validate_results",
+]
