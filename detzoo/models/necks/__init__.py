@@ -1,0 +1,4 @@
+"""Necks: backbone feature tuple -> feature pyramid tuple."""
+from .fpn import FPN
+
+__all__ = ["FPN"]
