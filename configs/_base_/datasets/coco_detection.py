@@ -15,7 +15,7 @@ train_pipeline = [
     dict(type=Normalize, **img_norm_cfg),
     dict(type=Pad, size_divisor=32),
     dict(type=DefaultFormatBundle),
-    dict(type=Collect, keys=["img", "gt_bboxes", "gt_labels"]),
+    dict(type=Collect, keys=["img", "gt_bboxes", "gt_labels", "gt_bboxes_ignore"]),
 ]
 test_pipeline = [
     dict(type=LoadImageFromFile),
