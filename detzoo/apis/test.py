@@ -1,0 +1,63 @@
+"""The test loop: run a detector over a dataset, collect and evaluate its detections."""
+from __future__ import annotations
+
+import os.path as osp
+from typing import List, Optional, Sequence, Union
+
+import torch
+from tqdm import tqdm
+
+from detzoo.structures import DetResult
+
+
+@torch.inference_mode()
+def run_test(model, dataset, samples_per_gpu: int = 1, workers_per_gpu: int = 0, show_dir: Optional[str] = None,
+             show_score_thr: float = 0.3, progress: bool = True) -> List[DetResult]:
+    """Detections for every image of ``dataset``, in dataset order, in original-image pixels.
+
+    ``show_dir``: also write each image with its detections drawn (same file name).
+    """
+    from detzoo.data import build_dataloader
+
+    loader = build_dataloader(dataset, samples_per_gpu, workers_per_gpu, shuffle=False, dist=False)
+    was_training = model.training
+    model.eval()
+    results: List[DetResult] = []
+    for batch in tqdm(loader, desc="test", unit="img", unit_scale=samples_per_gpu, disable=not progress,
+                      dynamic_ncols=True, leave=False):
+        img = batch["img"].to(model.device)
+        batch_results = [r.to("cpu") for r in model.predict(img, batch["img_metas"], rescale=True)]
+        results.extend(batch_results)
+        if show_dir:
+            _draw(batch["img_metas"], batch_results, model.class_names, show_dir, show_score_thr)
+    model.train(was_training)
+    return results
+
+
+def _draw(img_metas, results, class_names, show_dir, score_thr) -> None:
+    from detzoo.data.transforms import decode_image
+    from detzoo.visualization import draw_detections, imwrite_atomic
+
+    for meta, result in zip(img_metas, results):
+        if not meta.get("filename"):
+            continue
+        img = decode_image(meta["filename"])
+        drawn = draw_detections(img, result, class_names, score_thr=score_thr)
+        imwrite_atomic(osp.join(show_dir, osp.basename(meta["filename"])), drawn)
+
+
+def evaluate_detector(model, dataset, metric: Union[str, Sequence[str]] = "bbox", samples_per_gpu: int = 1,
+                      workers_per_gpu: int = 0, results: Optional[List[DetResult]] = None,
+                      out_file: Optional[str] = None, classwise: bool = False, **test_kwargs) -> dict:
+    """Run (unless ``results`` are given) and evaluate with COCO metrics; returns MMDetection's
+    metric names (bbox_mAP, bbox_mAP_50, ...). ``out_file`` saves the COCO results JSON."""
+    from detzoo.evaluation import CocoEvaluator
+
+    if results is None:
+        results = run_test(model, dataset, samples_per_gpu, workers_per_gpu, **test_kwargs)
+    evaluator = CocoEvaluator.from_dataset(dataset)
+    metas = [{"img_id": img_id} for img_id in dataset.img_ids]
+    evaluator.process(metas, results)
+    if out_file:
+        evaluator.save(out_file)
+    return evaluator.evaluate(metric, classwise=classwise)

@@ -1,0 +1,54 @@
+"""Build what a config describes and train it: the body of ``detzoo train`` and ``quickstart``."""
+from __future__ import annotations
+
+import os
+import os.path as osp
+from typing import Optional
+
+import torch
+
+
+def build_datasets(cfg, with_val: bool = True):
+    """(train, val) datasets of a config; val is None when not wanted or not configured."""
+    from detzoo.config import instantiate
+
+    train = instantiate(dict(cfg["data"]["train"]))
+    val = None
+    if with_val and cfg["data"].get("val") is not None:
+        val_cfg = dict(cfg["data"]["val"])
+        val_cfg["test_mode"] = True
+        val = instantiate(val_cfg)
+    return train, val
+
+
+def train_from_config(cfg, work_dir: str, resume_from: Optional[str] = None, load_from: Optional[str] = None,
+                      validate: bool = True, seed: Optional[int] = None, device: str = "cpu",
+                      deterministic: bool = False, allow_pickle: bool = False, distributed: bool = False) -> dict:
+    """Write the resolved config into ``work_dir``, build datasets and model, train, evaluate."""
+    from detzoo.apis.test import evaluate_detector
+    from detzoo.engine.seed import set_random_seed
+    from detzoo.models.builder import build_detector
+
+    seed = cfg.get("seed", 0) if seed is None else seed
+    set_random_seed(seed, deterministic)  # model initialisation is reproducible too
+    os.makedirs(work_dir, exist_ok=True)
+    stem = osp.splitext(osp.basename(cfg.filename or "config.py"))[0]
+    cfg.dump(osp.join(work_dir, f"{stem}.py"))
+    train_set, val_set = build_datasets(cfg, with_val=validate)
+    model = build_detector(cfg["model"], class_names=train_set.CLASSES)
+    metric = (cfg.get("evaluation") or {}).get("metric", "bbox")
+
+    def evaluate_fn(model_, dataset):
+        return evaluate_detector(model_, dataset, metric, progress=False)
+
+    return _train(model, (train_set, val_set) if val_set is not None else train_set, cfg, work_dir,
+                  resume_from=resume_from, load_from=load_from, validate=validate and val_set is not None,
+                  seed=seed, deterministic=deterministic, device=device, evaluate_fn=evaluate_fn,
+                  config_text=cfg.pretty_text, allow_pickle=allow_pickle, distributed=distributed)
+
+
+def _train(model, datasets, cfg, work_dir, **kwargs) -> dict:
+    from detzoo.engine.trainer import train_detector
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    return train_detector(model, datasets, cfg, work_dir, **kwargs)
