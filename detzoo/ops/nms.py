@@ -1,10 +1,12 @@
 """Exact greedy non-maximum suppression in vectorised PyTorch.
 
-Semantics follow mmcv ``nms`` / torchvision ``nms`` (CPU kernels): boxes are visited by
+Semantics follow mmcv ``nms`` (``mmcv/ops/csrc/pytorch/cpu/nms.cpp``): boxes are visited by
 descending score and a box is dropped when its IoU with an already kept box is ``>`` the
-threshold. IoU is ``inter / (area_i + area_j - inter)`` with widths ``x2 - x1`` (mmcv
-``offset=0``), without eps: two zero-area boxes give NaN, which suppresses nothing, as in C++.
-Ties in score are broken by the lower input index first (stable sort).
+threshold. IoU is ``inter / (area_i + area_j - inter)`` with widths ``x2 - x1`` (``offset=0``),
+without eps: two zero-area boxes give NaN, which suppresses nothing, as in C++. The comparison
+is done in the boxes' dtype, so for float32 the threshold is rounded to float32 as mmcv's
+``float iou_threshold`` is (torchvision compares in double; they differ only when an IoU equals
+the rounded threshold). Ties in score are broken by the lower input index first (stable sort).
 
 How the greedy result is found without a Python loop over boxes: let ``S[i, j]`` (``i`` before
 ``j`` in score order) say that ``i`` would suppress ``j``. The greedy keep vector is the unique
@@ -15,7 +17,6 @@ earlier blocks, then resolved internally with the fixed point, so memory stays O
 """
 from typing import Optional, Tuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -23,20 +24,6 @@ from torch import Tensor
 _DENSE_CELLS = 1 << 22
 # Rows per block when the dense matrix would be bigger than that.
 _BLOCK_ROWS = 256
-
-
-def _threshold_for(dtype: torch.dtype, iou_threshold: float) -> float:
-    """Largest value ``t`` of ``dtype`` with ``t <= iou_threshold``.
-
-    C++ kernels compare a float IoU with a double threshold; comparing ``iou > t`` in ``dtype``
-    selects exactly the same IoU values, whereas rounding the threshold to nearest may not.
-    """
-    if dtype == torch.float64:
-        return float(iou_threshold)
-    t = np.float32(iou_threshold)
-    if float(t) > iou_threshold:
-        t = np.nextafter(t, np.float32(-np.inf))
-    return float(t)
 
 
 def _iou_exceeds(a: Tensor, area_a: Tensor, b: Tensor, area_b: Tensor, threshold: float) -> Tensor:
@@ -132,7 +119,6 @@ def _grouped_nms(boxes: Tensor, scores: Tensor, groups: Optional[Tensor],
             group_index = torch.unique_consecutive(groups.detach()[order], return_inverse=True)[1]
         coords = work[order].T.contiguous()
         areas = (coords[2] - coords[0]) * (coords[3] - coords[1])
-        threshold = _threshold_for(work.dtype, iou_threshold)
 
         sizes = torch.bincount(group_index)
         num_groups, width = sizes.shape[0], int(sizes.max())
@@ -140,9 +126,9 @@ def _grouped_nms(boxes: Tensor, scores: Tensor, groups: Optional[Tensor],
             group_start = torch.cumsum(sizes, 0) - sizes
             rank = torch.arange(order.shape[0], device=order.device) - group_start[group_index]
             keep = _keep_dense(coords, areas, group_index, rank, num_groups, width,
-                               threshold)
+                               iou_threshold)
         else:
-            keep = _keep_blocked(coords, areas, group_index, threshold)
+            keep = _keep_blocked(coords, areas, group_index, iou_threshold)
         kept = order[keep]
         if groups is not None:
             # Back to one global ranking: descending score, lower index first on ties.

@@ -15,8 +15,9 @@ and so does the out-of-range test, so a whole RoI is ``out = Wy @ F @ Wx^T`` per
 touches (and ``Wx`` likewise). The rows used are either the RoI's contiguous row span (good for
 adaptive sampling, whose cost then no longer depends on the sample count) or the two rows of
 each sample (good for a fixed sampling ratio on large RoIs); the cheaper is chosen per chunk of
-RoIs. Features are gathered as ``[chunk, Ly, Lx, C]`` windows with ``index_select``, so autograd
-to ``features`` is an ``index_add``. No gradient flows to ``rois`` (as in mmcv).
+RoIs of similar window shape. Features are gathered as ``[chunk, Ly, Lx, C]`` windows with
+``index_select``; the backward pass applies the transposed products and ``index_add``s them into
+one gradient buffer. No gradient flows to ``rois`` (as in mmcv).
 """
 from typing import Tuple, Union
 
@@ -96,9 +97,9 @@ def _axis_layout(low, high, w_low, w_high, valid, use_span: bool, size: int):
 
 def _plan(rois: Tensor, out_h: int, out_w: int, spatial_scale: float, sampling_ratio: int,
           aligned: bool, height: int, width: int, channels: int, dtype: torch.dtype):
-    """Per chunk of RoIs: ``(roi_ids, flat_index [k, Ly, Lx], weight_y [k, oh, Ly],
-    weight_x [k, ow, Lx])`` with ``flat_index`` into the ``[B*H*W, C]`` feature rows, and the
-    per-RoI sample count ``[K]`` that normalises the sums."""
+    """Per chunk of RoIs: ``(roi_ids, rows_base [k, Ly], cols [k, Lx], weight_y [k, oh, Ly],
+    weight_x [k, ow, Lx])``, where window cell ``(y, x)`` is row ``rows_base[y] + cols[x]`` of
+    the ``[B*H*W, C]`` features; and the per-RoI sample count ``[K]`` that divides the sums."""
     num_rois = rois.shape[0]
     coord_dtype = torch.float64 if dtype == torch.float64 else torch.float32
     rois = rois.detach().to(coord_dtype)
@@ -144,9 +145,10 @@ def _plan(rois: Tensor, out_h: int, out_w: int, spatial_scale: float, sampling_r
         span_w = int(_span(cx[0], cx[1], cx[4])[1].max())
         rows, weight_y = _axis_layout(*cy, use_span=span_h <= 2 * out_h * max_gh, size=height)
         cols, weight_x = _axis_layout(*cx, use_span=span_w <= 2 * out_w * max_gw, size=width)
-        flat_index = (batch_index[ids, None, None] * height + rows[:, :, None]) * width \
-            + cols[:, None, :]
-        chunks.append((ids, flat_index, weight_y.to(dtype), weight_x.to(dtype)))
+        # Feature row of window cell (y, x) is rows_base[y] + cols[x] (built when used: the
+        # full index of every chunk at once can be far larger than the plan itself).
+        rows_base = (batch_index[ids, None] * height + rows) * width
+        chunks.append((ids, rows_base, cols, weight_y.to(dtype), weight_x.to(dtype)))
         start = stop
     return chunks, count
 
@@ -168,9 +170,10 @@ class _RoIAlignFunction(torch.autograd.Function):
         # the caller already holds channels-last features).
         flat = features.permute(0, 2, 3, 1).contiguous().view(-1, channels)
         output = features.new_empty(rois.shape[0], out_h, out_w, channels)
-        for ids, flat_index, weight_y, weight_x in chunks:
-            num, len_y, len_x = flat_index.shape
-            window = flat.index_select(0, flat_index.view(-1)).view(num, len_y, len_x * channels)
+        for ids, rows_base, cols, weight_y, weight_x in chunks:
+            (num, len_y), len_x = rows_base.shape, cols.shape[1]
+            flat_index = (rows_base[:, :, None] + cols[:, None, :]).view(-1)
+            window = flat.index_select(0, flat_index).view(num, len_y, len_x * channels)
             # Rows first: [k, oh, Ly] @ [k, Ly, Lx * C] -> [k, oh, Lx, C]; then columns.
             per_row = torch.bmm(weight_y, window).view(num, out_h, len_x, channels)
             output[ids] = torch.matmul(weight_x.unsqueeze(1), per_row)
@@ -184,11 +187,12 @@ class _RoIAlignFunction(torch.autograd.Function):
         num_images, channels, height, width = ctx.feature_shape
         grad = (grad_output / ctx.count[:, None, None, None]).permute(0, 2, 3, 1)
         grad_flat = grad.new_zeros(num_images * height * width, channels)
-        for ids, flat_index, weight_y, weight_x in ctx.chunks:
-            num, len_y, len_x = flat_index.shape
+        for ids, rows_base, cols, weight_y, weight_x in ctx.chunks:
+            (num, len_y), len_x = rows_base.shape, cols.shape[1]
+            flat_index = (rows_base[:, :, None] + cols[:, None, :]).view(-1)
             per_row = torch.matmul(weight_x.transpose(1, 2).unsqueeze(1), grad[ids])
             window = torch.bmm(weight_y.transpose(1, 2), per_row.reshape(num, -1, len_x * channels))
-            grad_flat.index_add_(0, flat_index.view(-1), window.view(-1, channels))
+            grad_flat.index_add_(0, flat_index, window.view(-1, channels))
         grad_features = grad_flat.view(num_images, height, width, channels).permute(0, 3, 1, 2)
         return grad_features, None, None, None, None, None, None
 

@@ -87,6 +87,11 @@ def test_nms_threshold_is_strict_and_chains_resolve_greedily(path):
     assert nms(half, scores, 0.5).tolist() == [0, 1]
     three_q = torch.tensor([[0.0, 0.0, 4.0, 1.0], [1.0, 0.0, 4.0, 1.0]])
     assert nms(three_q, scores, 0.5).tolist() == [0]
+    # IoU 1/3 in float32 is 0.33333334 > 1/3, but mmcv passes the threshold as a C float too,
+    # so the comparison is 0.33333334 > 0.33333334: kept (torchvision, in double, would drop it)
+    third = torch.tensor([[0.0, 0.0, 2.0, 1.0], [1.0, 0.0, 3.0, 1.0]])
+    assert nms(third, scores, 1 / 3).tolist() == [0, 1]
+    assert nms(third, scores, 0.3333333).tolist() == [0]
     # A suppresses B, B overlaps C but B is gone, so C stays (Fast NMS would drop C)
     chain = torch.tensor([[0.0, 0.0, 10.0, 1.0], [2.0, 0.0, 12.0, 1.0], [4.0, 0.0, 14.0, 1.0]])
     assert nms(chain, torch.tensor([0.9, 0.8, 0.7]), 0.6).tolist() == [0, 2]
@@ -162,6 +167,11 @@ def test_multiclass_nms_matches_reference(per_class, max_num):
     _, _, inds = multiclass_nms(bboxes, scores, 0.05, 0.5, max_num=max_num, return_inds=True)
     flat = scores[:, :-1].reshape(-1)
     assert torch.equal(flat[inds], dets[:, 4])
+    # score_factors multiply after the threshold test: same candidates, scaled scores
+    factored, factored_labels = multiclass_nms(bboxes, scores, 0.05, 0.5, max_num=max_num,
+                                               score_factors=torch.full((n,), 0.5))
+    assert torch.equal(factored_labels, labels)
+    assert torch.allclose(factored[:, 4], dets[:, 4] * 0.5)
 
 
 def test_multiclass_nms_nothing_above_threshold():

@@ -95,12 +95,20 @@ def test_large_rois_and_rectangular_output(sampling_ratio):
 
 
 def test_many_small_chunks(monkeypatch):
-    monkeypatch.setattr(roi_align_module, "_CHUNK_ELEMENTS", 50)
     g = torch.Generator().manual_seed(6)
-    features = torch.randn(3, 2, 9, 11, generator=g, dtype=torch.float64)
+    features = torch.randn(3, 2, 9, 11, generator=g, dtype=torch.float64, requires_grad=True)
     rois = _random_rois(12, g, 3, 22.0, 20.0)
+    rois[:4, 3] = rois[:4, 1] + 1.0  # flat and tall RoIs land in other chunks than square ones
+    rois[4:8, 4] = rois[4:8, 2] + 1.5
+    weights = torch.randn(12, 2, 3, 3, generator=g, dtype=torch.float64)
+    whole = roi_align(features, rois, 3, 0.5, 0, True)
+    (grad_whole,) = torch.autograd.grad((whole * weights).sum(), features)
+    monkeypatch.setattr(roi_align_module, "_CHUNK_ELEMENTS", 50)
     got = roi_align(features, rois, 3, 0.5, 0, True)
-    assert torch.allclose(got, _ref_roi_align(features, rois, 3, 3, 0.5, 0, True), atol=1e-12)
+    (grad_chunked,) = torch.autograd.grad((got * weights).sum(), features)
+    want = _ref_roi_align(features.detach(), rois, 3, 3, 0.5, 0, True)
+    assert torch.allclose(got, want, atol=1e-12) and torch.allclose(whole, want, atol=1e-12)
+    assert torch.allclose(grad_chunked, grad_whole, atol=1e-12)
 
 
 def test_float32_and_channels_last():
@@ -134,6 +142,18 @@ def test_edge_rois():
     # aligned, adaptive: zero-width RoI has no samples and pools to 0; outside RoI pools to 0
     got = roi_align(features, rois, 2, 1.0, 0, True)
     assert got[0].abs().max() == 0 and got[2].abs().max() == 0
+
+
+def test_samples_exactly_on_the_valid_border():
+    """One sample per RoI at its centre: x = W and x = -1 still count, x > W does not."""
+    features = (torch.arange(30, dtype=torch.float64) + 1).view(1, 1, 5, 6)  # H=5, W=6
+    rois = torch.tensor([[0.0, 5.0, 1.0, 7.0, 3.0],     # centre (x=6=W, y=2): column 5
+                         [0.0, -2.0, -2.0, 0.0, 0.0],   # centre (-1, -1): clamps to (0, 0)
+                         [0.0, 5.5, 1.0, 7.5, 3.0],     # centre x=6.5 > W: outside
+                         [0.0, 1.0, 4.0, 3.0, 6.0]],    # centre (2, y=5=H): row 4
+                        dtype=torch.float64)
+    got = roi_align(features, rois, 1, 1.0, 1, aligned=False).flatten().tolist()
+    assert got == [features[0, 0, 2, 5].item(), 1.0, 0.0, features[0, 0, 4, 2].item()]
 
 
 def test_empty_rois():
