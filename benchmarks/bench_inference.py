@@ -1,0 +1,84 @@
+"""Faster R-CNN R50-FPN inference on shared/data/demo.jpg, as seconds and as the ratio to the
+same-run ResNet-50 trunk yardstick (shared/bench/yardstick.py; targets in shared/spec/performance.md).
+
+    .venv/bin/python benchmarks/bench_inference.py [--config NAME] [--reps 5]
+
+End to end as a user calls it: decode, resize, normalise, forward, post-processing
+(``inference_detector``), median of ``--reps`` after 2 warm-ups, 2 threads. Random weights: the
+post-processing then keeps 100 detections at score_thr 0, like a trained model on this photo.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def median_time(fn, reps: int) -> float:
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="faster_rcnn_r50_fpn_1x_coco")
+    parser.add_argument("--image", default=str(SHARED / "data" / "demo.jpg"))
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(SHARED / "bench"))
+    import yardstick  # the shared, same-run yardstick; not part of the package
+
+    from detzoo.apis import inference_detector, init_detector
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = init_detector(args.config, device="cpu", cfg_options={"model.test_cfg.rcnn.score_thr": 0.0})
+    trunk = yardstick.time_trunk()
+    with torch.inference_mode():
+        detector = median_time(lambda: inference_detector(model, args.image), args.reps)
+        parts = breakdown(model, args.image)
+    trunk_after = yardstick.time_trunk()
+    trunk_mid = statistics.median([trunk, trunk_after])
+    report = {"config": args.config, "detector_s": round(detector, 3), "trunk_s": round(trunk_mid, 3),
+              "ratio": round(detector / trunk_mid, 2), **{k: round(v, 3) for k, v in parts.items()}}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key:>14}: {value}")
+
+
+def breakdown(model, image) -> dict:
+    """Seconds per stage of one forward (after the warm-ups above)."""
+    from detzoo.apis.inference import prepare_images
+
+    t0 = time.perf_counter()
+    batch = prepare_images(model.cfg, [image], model.device)
+    t1 = time.perf_counter()
+    feats = model.extract_feat(batch["img"])
+    t2 = time.perf_counter()
+    proposals = model.rpn_head.simple_test_rpn(feats, batch["img_metas"])
+    t3 = time.perf_counter()
+    model.roi_head.simple_test(feats, proposals, batch["img_metas"])
+    t4 = time.perf_counter()
+    return {"preprocess_s": t1 - t0, "backbone_neck_s": t2 - t1, "rpn_s": t3 - t2, "roi_head_s": t4 - t3}
+
+
+if __name__ == "__main__":
+    main()
