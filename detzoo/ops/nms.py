@@ -14,15 +14,18 @@ fixed point of ``keep[j] = not any_i(keep[i] and S[i, j])``; iterating that map 
 reaches it in (longest suppression chain + 1) steps, each a small matrix product. Large inputs
 are cut into blocks of score-sorted rows: a block is first checked against the boxes kept from
 earlier blocks, then resolved internally with the fixed point, so memory stays O(block * N).
+Groups (batched NMS) are sorted group-major; small groups are resolved together as one padded
+``[groups, width, width]`` matrix, never across groups.
 """
-from typing import Optional, Tuple
+from itertools import accumulate
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 # Largest number of (group, row, column) cells resolved as one dense padded matrix.
-_DENSE_CELLS = 1 << 22
-# Rows per block when the dense matrix would be bigger than that.
+_DENSE_CELLS = 1 << 18
+# Rows per block for a group too large for that.
 _BLOCK_ROWS = 256
 
 
@@ -34,11 +37,15 @@ def _iou_exceeds(a: Tensor, area_a: Tensor, b: Tensor, area_b: Tensor, threshold
     """
     ax1, ay1, ax2, ay2 = (c.unsqueeze(-1) for c in a.unbind(-2))
     bx1, by1, bx2, by2 = (c.unsqueeze(-2) for c in b.unbind(-2))
-    w = torch.minimum(ax2, bx2).sub_(torch.maximum(ax1, bx1)).clamp_(min=0)
-    h = torch.minimum(ay2, by2).sub_(torch.maximum(ay1, by1)).clamp_(min=0)
-    inter = w.mul_(h)
+    # Few, reused [P, Q] buffers: fresh large allocations cost more than the arithmetic here.
+    inter = torch.minimum(ax2, bx2)
+    scratch = torch.maximum(ax1, bx1)
+    inter.sub_(scratch).clamp_(min=0)
+    height = torch.minimum(ay2, by2)
+    torch.maximum(ay1, by1, out=scratch)
+    inter.mul_(height.sub_(scratch).clamp_(min=0))
     # Same operation order as the C++ kernels: (area_i + area_j) - inter.
-    union = (area_a.unsqueeze(-1) + area_b.unsqueeze(-2)).sub_(inter)
+    union = torch.add(area_a.unsqueeze(-1), area_b.unsqueeze(-2), out=scratch).sub_(inter)
     return inter.div_(union) > threshold
 
 
@@ -72,31 +79,47 @@ def _keep_dense(coords: Tensor, areas: Tensor, group_index: Tensor, rank: Tensor
     return _resolve_greedy(suppresses, alive)[group_index, rank]
 
 
-def _keep_blocked(coords: Tensor, areas: Tensor, group_index: Tensor, threshold: float) -> Tensor:
-    """Keep mask over ``coords [4, N]`` sorted group-major, block by block (large groups)."""
+def _keep_blocked(coords: Tensor, areas: Tensor, threshold: float) -> Tensor:
+    """Keep mask over the score-sorted ``coords [4, N]`` of one group, block by block."""
     num = coords.shape[1]
     keep = torch.zeros(num, dtype=torch.bool, device=coords.device)
-    kept_coords, kept_areas, kept_groups = coords[:, :0], areas[:0], group_index[:0]
+    kept_coords, kept_areas = coords[:, :0], areas[:0]
     for start in range(0, num, _BLOCK_ROWS):
         stop = min(start + _BLOCK_ROWS, num)
         blk, blk_area = coords[:, start:stop], areas[start:stop]
-        blk_group = group_index[start:stop]
-        alive = torch.ones(stop - start, dtype=torch.bool, device=coords.device)
-        # Earlier blocks can only share the group of this block's first row (group-major order).
-        first = int(torch.searchsorted(kept_groups, blk_group[:1]))
-        if first < kept_groups.shape[0]:
-            hit = _iou_exceeds(blk, blk_area, kept_coords[:, first:], kept_areas[first:],
-                               threshold)
-            alive &= ~(hit.any(dim=1) & (blk_group == blk_group[0]))
-        suppresses = _iou_exceeds(blk, blk_area, blk, blk_area, threshold)
-        suppresses &= blk_group[:, None] == blk_group[None, :]
-        suppresses.triu_(diagonal=1)
-        blk_keep = _resolve_greedy(suppresses, alive)
+        # One IoU call against the boxes kept so far and the block itself.
+        num_prev = kept_areas.shape[0]
+        hit = _iou_exceeds(blk, blk_area, torch.cat([kept_coords, blk], dim=1),
+                           torch.cat([kept_areas, blk_area]), threshold)
+        alive = ~hit[:, :num_prev].any(dim=1)
+        blk_keep = _resolve_greedy(hit[:, num_prev:].triu(diagonal=1), alive)
         keep[start:stop] = blk_keep
         kept_coords = torch.cat([kept_coords, blk[:, blk_keep]], dim=1)
         kept_areas = torch.cat([kept_areas, blk_area[blk_keep]])
-        kept_groups = torch.cat([kept_groups, blk_group[blk_keep]])
     return keep
+
+
+def _group_batches(sizes: List[int]):
+    """Split consecutive groups into batches whose padded matrix fits ``_DENSE_CELLS``.
+
+    Yields ``(first_group, stop_group, width)``; a batch of one group wider than the budget
+    allows has ``width`` 0 and is resolved block by block instead.
+    """
+    first = 0
+    while first < len(sizes):
+        width = sizes[first]
+        if width * width > _DENSE_CELLS:
+            yield first, first + 1, 0
+            first += 1
+            continue
+        stop = first + 1
+        while stop < len(sizes):
+            wider = max(width, sizes[stop])
+            if (stop + 1 - first) * wider * wider > _DENSE_CELLS:
+                break
+            width, stop = wider, stop + 1
+        yield first, stop, width
+        first = stop
 
 
 def _grouped_nms(boxes: Tensor, scores: Tensor, groups: Optional[Tensor],
@@ -120,15 +143,22 @@ def _grouped_nms(boxes: Tensor, scores: Tensor, groups: Optional[Tensor],
         coords = work[order].T.contiguous()
         areas = (coords[2] - coords[0]) * (coords[3] - coords[1])
 
-        sizes = torch.bincount(group_index)
-        num_groups, width = sizes.shape[0], int(sizes.max())
-        if num_groups * width * width <= _DENSE_CELLS:
-            group_start = torch.cumsum(sizes, 0) - sizes
-            rank = torch.arange(order.shape[0], device=order.device) - group_start[group_index]
-            keep = _keep_dense(coords, areas, group_index, rank, num_groups, width,
-                               iou_threshold)
-        else:
-            keep = _keep_blocked(coords, areas, group_index, iou_threshold)
+        # Several small groups share one padded matrix; one big group goes block by block.
+        # Both keep every [rows, cols] buffer near 1 MB: fresh allocations much larger than
+        # that are page-faulted in again on every call and cost more than the arithmetic.
+        sizes = torch.bincount(group_index).tolist()
+        bounds = list(accumulate(sizes, initial=0))
+        keep = torch.empty(order.shape[0], dtype=torch.bool, device=order.device)
+        for first, stop, width in _group_batches(sizes):
+            rows = slice(bounds[first], bounds[stop])
+            if width == 0:
+                keep[rows] = _keep_blocked(coords[:, rows], areas[rows], iou_threshold)
+                continue
+            local_group = group_index[rows] - first
+            starts = torch.tensor(bounds[first:stop], device=order.device) - bounds[first]
+            rank = torch.arange(rows.stop - rows.start, device=order.device) - starts[local_group]
+            keep[rows] = _keep_dense(coords[:, rows], areas[rows], local_group, rank,
+                                     stop - first, width, iou_threshold)
         kept = order[keep]
         if groups is not None:
             # Back to one global ranking: descending score, lower index first on ties.

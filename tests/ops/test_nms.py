@@ -44,12 +44,16 @@ def _random_boxes(n, generator, extent=200.0, size=60.0):
     return torch.cat([xy, xy + wh], dim=1)
 
 
-@pytest.fixture(params=["dense", "blocked"])
+@pytest.fixture(params=["dense", "blocked", "mixed"])
 def path(request, monkeypatch):
-    """Run each test through both strategies: one padded matrix, or small blocks."""
+    """Run each test through each strategy: padded matrices, small blocks, or both mixed
+    (small groups batched into several padded matrices, big groups in blocks)."""
     if request.param == "blocked":
         monkeypatch.setattr(nms_module, "_DENSE_CELLS", 0)
         monkeypatch.setattr(nms_module, "_BLOCK_ROWS", 7)
+    elif request.param == "mixed":
+        monkeypatch.setattr(nms_module, "_DENSE_CELLS", 150)
+        monkeypatch.setattr(nms_module, "_BLOCK_ROWS", 5)
     return request.param
 
 
