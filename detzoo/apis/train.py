@@ -5,8 +5,6 @@ import os
 import os.path as osp
 from typing import Optional
 
-import torch
-
 
 def build_datasets(cfg, with_val: bool = True):
     """(train, val) datasets of a config; val is None when not wanted or not configured."""
@@ -27,6 +25,7 @@ def train_from_config(cfg, work_dir: str, resume_from: Optional[str] = None, loa
     """Write the resolved config into ``work_dir``, build datasets and model, train, evaluate."""
     from detzoo.apis.test import evaluate_detector
     from detzoo.engine.seed import set_random_seed
+    from detzoo.engine.trainer import train_detector
     from detzoo.models.builder import build_detector
 
     seed = cfg.get("seed", 0) if seed is None else seed
@@ -41,14 +40,8 @@ def train_from_config(cfg, work_dir: str, resume_from: Optional[str] = None, loa
     def evaluate_fn(model_, dataset):
         return evaluate_detector(model_, dataset, metric, progress=False)
 
-    return _train(model, (train_set, val_set) if val_set is not None else train_set, cfg, work_dir,
-                  resume_from=resume_from, load_from=load_from, validate=validate and val_set is not None,
-                  seed=seed, deterministic=deterministic, device=device, evaluate_fn=evaluate_fn,
-                  config_text=cfg.pretty_text, allow_pickle=allow_pickle, distributed=distributed)
-
-
-def _train(model, datasets, cfg, work_dir, **kwargs) -> dict:
-    from detzoo.engine.trainer import train_detector
-
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    return train_detector(model, datasets, cfg, work_dir, **kwargs)
+    return train_detector(model, (train_set, val_set) if val_set is not None else train_set, cfg, work_dir,
+                          resume_from=resume_from, load_from=load_from,
+                          validate=validate and val_set is not None, seed=seed, deterministic=deterministic,
+                          device=device, evaluate_fn=evaluate_fn, config_text=cfg.pretty_text,
+                          allow_pickle=allow_pickle, distributed=distributed)
