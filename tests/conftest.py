@@ -1,6 +1,12 @@
 """Fixtures shared across test folders."""
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+# test modules import tests/shared_paths.py by name
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")

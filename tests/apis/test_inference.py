@@ -10,6 +10,7 @@ from pycocotools.cocoeval import COCOeval
 
 from detzoo.apis.inference import inference_detector, init_detector
 from detzoo.cli.main import main
+from shared_paths import DEMO_JPG
 
 
 
@@ -20,11 +21,8 @@ def model(quickstart_checkpoint):
 
 
 def demo_path():
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "demo.jpg"
-    assert path.is_file(), path
-    return str(path)
+    assert DEMO_JPG.is_file(), DEMO_JPG
+    return str(DEMO_JPG)
 
 
 def test_path_array_and_list_inputs_agree(model):

@@ -8,7 +8,9 @@ import pytest
 from detzoo.data import CocoDataset
 from detzoo.errors import DataError
 
-SAMPLE = "/work/shared/data/mmdet-tests/coco_sample.json"
+from shared_paths import COCO_SAMPLE
+
+SAMPLE = str(COCO_SAMPLE)
 # coco_sample.json by hand: images 0,1,2 are 800x800, image 3 is 20x20; categories 1 bus, 2 car.
 # image 0: ann 1 bus [0,0,20,20]; ann 2 car crowd.   image 1: ann 3 bus; ann 4 ignore=1;
 # ann 5 w=0; ann 6 category 3 (not in categories).  image 2: none.  image 3: ann 7 area 0,

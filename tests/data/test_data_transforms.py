@@ -11,7 +11,9 @@ from detzoo.data.transforms import (DEFAULT_META_KEYS, Collect, Compose, Default
                                     LoadAnnotations, LoadImageFromFile, LoadImageFromNDArray,
                                     MultiScaleFlipAug, Normalize, Pad, RandomFlip, Resize)
 
-DATA = "/work/shared/data"
+from shared_paths import DATA as _DATA
+
+DATA = str(_DATA)
 DEMO = f"{DATA}/demo.jpg"
 
 

@@ -12,7 +12,9 @@ from pycocotools.cocoeval import COCOeval
 
 from detzoo.structures import DetResult
 
-COCO_SAMPLE = "/work/shared/data/mmdet-tests/coco_sample.json"
+from shared_paths import COCO_SAMPLE as _COCO_SAMPLE
+
+COCO_SAMPLE = str(_COCO_SAMPLE)
 # MMDetection's mapping of COCOeval.stats (mmdet/datasets/coco.py, 2.x), written out literally.
 STAT_NAMES = ["mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l",
               "AR@100", "AR@300", "AR@1000", "AR_s@1000", "AR_m@1000", "AR_l@1000"]

@@ -12,7 +12,7 @@ from detzoo.config import load_config
 from detzoo.engine.checkpoint import load_model_weights
 from detzoo.models.builder import build_detector
 
-LAYOUTS = Path(__file__).resolve().parents[2].parent / "shared" / "checkpoint-layouts" / "mmdet"
+from shared_paths import MMDET_LAYOUTS as LAYOUTS
 
 
 def layout(name):

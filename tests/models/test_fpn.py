@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shared_paths import MMDET_LAYOUTS
 from detzoo.errors import ConfigError
 from detzoo.models.backbones import ResNet
 from detzoo.models.layers import ConvModule, FrozenBatchNorm2d, build_norm_layer
@@ -24,9 +25,7 @@ from detzoo.models.necks import FPN
 
 
 def _layout_dir():
-    candidates = [os.environ.get("DETZOO_CHECKPOINT_LAYOUTS", ""),
-                  Path(__file__).resolve().parents[2] / "shared/checkpoint-layouts/mmdet",
-                  "/work/shared/checkpoint-layouts/mmdet"]
+    candidates = [os.environ.get("DETZOO_CHECKPOINT_LAYOUTS", ""), MMDET_LAYOUTS]
     return next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from shared_paths import MMDET_LAYOUTS
 from detzoo.errors import CheckpointError, ConfigError
 from detzoo.models.backbones import ResNet
 from detzoo.models.layers import FrozenBatchNorm2d
@@ -22,9 +23,7 @@ from detzoo.models.layers import FrozenBatchNorm2d
 
 
 def _layout_dir():
-    candidates = [os.environ.get("DETZOO_CHECKPOINT_LAYOUTS", ""),
-                  Path(__file__).resolve().parents[2] / "shared/checkpoint-layouts/mmdet",
-                  "/work/shared/checkpoint-layouts/mmdet"]
+    candidates = [os.environ.get("DETZOO_CHECKPOINT_LAYOUTS", ""), MMDET_LAYOUTS]
     return next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
 
 
