@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from detzoo.apis.inference import inference_detector, init_detector
     from detzoo.data.transforms import decode_image
-    from detzoo.evaluation.results_io import atomic_write_text
+    from detzoo.utils.fileio import atomic_write_text
     from detzoo.visualization import draw_detections, imwrite_atomic
 
     cfg = load_cli_config(args)

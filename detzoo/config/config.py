@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from detzoo.config.dump import config_to_source
+from detzoo.utils.fileio import atomic_write_text
 from detzoo.config.loader import execute_config, is_config_value
 from detzoo.config.overrides import get_dotted, parse_option_value, set_dotted
 
@@ -184,16 +184,7 @@ class Config:
         """Write :attr:`pretty_text` to ``path`` atomically (temp file + rename); return the path."""
         path = Path(path)
         text = self.pretty_text
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_text(path, text)
         return path
 
 

@@ -20,28 +20,17 @@ from __future__ import annotations
 import json
 import os
 import os.path as osp
-import tempfile
 
 import cv2
 import numpy as np
+
+from detzoo.utils.fileio import atomic_write_bytes
 
 CLASSES = ("circle", "square", "triangle", "star")
 _MIN_SIZE = 12           # smallest shape diameter in pixels
 _MIN_VISIBLE = 0.5       # an occluded shape keeps at least this fraction of its area
 _MIN_AREA = 40           # smallest full-shape area in pixels
 _JPEG_QUALITY = 95
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), prefix=".tmp_", suffix=osp.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -158,7 +147,7 @@ def _write_split(out_dir: str, img_dir: str, split: str, split_code: int, num: i
         ok, encoded = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
         if not ok:
             raise RuntimeError(f"cv2 could not encode {file_name}")
-        _atomic_write_bytes(osp.join(img_dir, file_name), encoded.tobytes())
+        atomic_write_bytes(osp.join(img_dir, file_name), encoded.tobytes())
         image_id = i + 1
         images.append(dict(id=image_id, file_name=file_name, width=width, height=height))
         for label, vis in objects:
@@ -170,7 +159,7 @@ def _write_split(out_dir: str, img_dir: str, split: str, split_code: int, num: i
                 categories=[dict(id=k + 1, name=name, supercategory="shape")
                             for k, name in enumerate(CLASSES)])
     ann_file = osp.join(out_dir, f"{split}.json")
-    _atomic_write_bytes(ann_file, json.dumps(coco).encode("utf-8"))
+    atomic_write_bytes(ann_file, json.dumps(coco).encode("utf-8"))
     return ann_file
 
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from detzoo.engine.seed import get_rng_state
 from detzoo.errors import CheckpointError
+from detzoo.utils.fileio import atomic_open
 
 LATEST_LINK = "latest.pth"
 POINTER_FILE = "last_checkpoint"
@@ -53,19 +54,6 @@ def strip_prefix(state_dict: Mapping[str, Any], prefix: str = "module.") -> "Ord
     return OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v) for k, v in state_dict.items())
 
 
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # e.g. Windows: directories cannot be opened; the rename is durable enough
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temp file beside ``path``, fsync, then rename over ``path``.
 
@@ -73,26 +61,11 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     Raises CheckpointError for I/O failures (disk full, permissions).
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        # O_EXCL: never follow or reuse a stale file; mode 0o666 lets the umask apply as usual.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path, "wb", fsync=True) as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, (OSError, RuntimeError)):
-            raise CheckpointError(f"could not write checkpoint {path}: {exc}") from exc
-        raise
-    _fsync_dir(directory)
+    except (OSError, RuntimeError) as exc:
+        raise CheckpointError(f"could not write checkpoint {path}: {exc}") from exc
 
 
 def _class_names(model: nn.Module) -> tuple[str, ...] | None:
@@ -134,18 +107,12 @@ def update_latest(work_dir: str | os.PathLike, checkpoint_path: str | os.PathLik
     """Point ``latest.pth`` (symlink) and ``last_checkpoint`` (text) at ``checkpoint_path``."""
     work_dir = os.fspath(work_dir)
     name = os.path.relpath(os.path.abspath(checkpoint_path), os.path.abspath(work_dir))
-    token = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    pointer_tmp = os.path.join(work_dir, f".{POINTER_FILE}.{token}.tmp")
     try:
-        with open(pointer_tmp, "w", encoding="utf-8") as f:
+        with atomic_open(os.path.join(work_dir, POINTER_FILE), "w", fsync=True) as f:
             f.write(name)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(pointer_tmp, os.path.join(work_dir, POINTER_FILE))
     except OSError as exc:
-        if os.path.exists(pointer_tmp):
-            os.unlink(pointer_tmp)
         raise CheckpointError(f"could not update {os.path.join(work_dir, POINTER_FILE)}: {exc}") from exc
+    token = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
     link_tmp = os.path.join(work_dir, f".{LATEST_LINK}.{token}.tmp")
     try:
         os.symlink(name, link_tmp)

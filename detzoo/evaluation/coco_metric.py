@@ -26,7 +26,8 @@ import numpy as np
 from pycocotools.cocoeval import COCOeval
 
 from detzoo.errors import ConfigError, DataError
-from detzoo.evaluation.results_io import (atomic_write_text, load_coco_gt, load_results_json,
+from detzoo.utils.fileio import atomic_write_text
+from detzoo.evaluation.results_io import (load_coco_gt, load_results_json,
                                           quiet_stdout, validate_results)
 
 METRICS = ("bbox", "segm", "proposal")

@@ -14,7 +14,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from typing import Sequence
 
 import numpy as np
@@ -23,6 +22,7 @@ from pycocotools.coco import COCO
 import torch
 
 from detzoo.errors import DataError
+from detzoo.utils.fileio import atomic_write_text
 from detzoo.structures import DetResult
 
 _REQUIRED_KEYS = ("image_id", "category_id", "score")
@@ -75,21 +75,6 @@ def results_to_coco_json(results: Sequence[DetResult], img_ids: Sequence[int],
     for result, img_id in zip(results, img_ids):
         entries.extend(result_to_coco_json(result, img_id, cat_ids))
     return entries
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def save_results_json(path: str, dets: list[dict]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Optional, Sequence
 
 import cv2
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from detzoo.errors import DataError
+from detzoo.utils.fileio import atomic_write_bytes
 from detzoo.structures import DetResult
 from detzoo.visualization.palette import get_color
 
@@ -130,8 +130,6 @@ def draw_ground_truth(img_bgr: np.ndarray, boxes, labels,
 
 def imwrite_atomic(path: str, img: np.ndarray) -> None:
     """Encode ``img`` by the extension of ``path`` and write it via a temp file + rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     ext = os.path.splitext(path)[1].lower()
     try:
         ok, buffer = cv2.imencode(ext, img)
@@ -140,12 +138,4 @@ def imwrite_atomic(path: str, img: np.ndarray) -> None:
     if not ok:
         raise DataError(f"{path}: cannot encode an image with extension '{ext}' "
                         "(use .jpg, .png, .bmp, ...)")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_bytes(path, buffer.tobytes())

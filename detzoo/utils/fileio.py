@@ -1,0 +1,65 @@
+"""Atomic file writes: a result, config, picture or checkpoint is either complete or absent.
+
+Everything detzoo writes goes through :func:`atomic_open`: data goes to a temp file in the same
+folder, which is renamed over the target only after it was written completely, so a crash or a
+full disk never leaves a half-written file and never damages the previous version.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from typing import IO, Iterator, Optional
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: Optional[str] = "utf-8",
+                fsync: bool = False) -> Iterator[IO]:
+    """Open a temp file beside ``path`` for writing; on a clean exit rename it to ``path``.
+
+    mode: "w" (text) or "wb" (binary). fsync: flush to disk before the rename (and the folder
+    after it), for files that must survive a power cut (checkpoints).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
+            yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    if fsync:
+        _fsync_dir(folder)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def _fsync_dir(folder: str) -> None:
+    """Persist a rename (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
