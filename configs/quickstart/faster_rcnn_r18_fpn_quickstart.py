@@ -1,28 +1,37 @@
 """A ResNet-18 FPN Faster R-CNN trained from scratch on the generated shapes dataset.
 
-Small and narrow so that it trains on a 2-core CPU in minutes: BN trains (no ImageNet weights),
-64-channel FPN, 256-wide box head, smaller anchors for the small objects, AdamW.
+Sized so that `detzoo quickstart` (1200 generated training images, 5 epochs = 1500 iterations of
+4 images) trains, evaluates and draws in about 5 minutes on a free 2-core CPU and reaches a COCO
+bbox mAP of about 0.6-0.65 on its 100 validation images:
+  - ResNet-18 at half width (32 stem/base channels): the shapes need little capacity, and the
+    convolutions are most of the cost on a CPU. BN trains (frozen_stages=-1, norm_eval=False):
+    there are no ImageNet weights to keep.
+  - 48-channel FPN and RPN: their 3x3 convs on the stride-4 level are the next largest cost.
+  - anchors of 4 x stride (16 px on P2 .. 256 px on P6) for objects of 8..160 px; 256-wide
+    box head; 500 pre-NMS proposals per level and 300 after NMS (the images hold 1..6 objects).
+  - AdamW with a linear warmup and a per-iteration cosine decay, so `--epochs` rescales the
+    whole schedule; no loader worker (decoding a 320 px JPEG costs ~2 ms, a worker process
+    would only compete with the two compute threads for the two cores).
 `detzoo quickstart` generates the data into <work dir>/data and points the paths there.
 """
 import torch
 
 from detzoo.data import CocoDataset
-from detzoo.data.transforms import Normalize
 
-from .._base_.datasets.coco_detection import img_norm_cfg, test_pipeline, train_pipeline
+from .._base_.datasets.coco_detection import test_pipeline, train_pipeline
 from .._base_.default_runtime import *  # noqa: F401,F403
 from .._base_.models.faster_rcnn_r50_fpn import model
 
 classes = ("circle", "square", "triangle", "star")
-channels = 64
+channels = 48
 
-model["backbone"].update(depth=18, frozen_stages=-1, norm_eval=False)
-model["neck"].update(in_channels=[64, 128, 256, 512], out_channels=channels)
+model["backbone"].update(depth=18, stem_channels=32, base_channels=32, frozen_stages=-1, norm_eval=False)
+model["neck"].update(in_channels=[32, 64, 128, 256], out_channels=channels)
 model["rpn_head"].update(in_channels=channels, feat_channels=channels)
 model["rpn_head"]["anchor_generator"]["scales"] = [4]
 model["roi_head"]["bbox_roi_extractor"]["out_channels"] = channels
 model["roi_head"]["bbox_head"].update(in_channels=channels, fc_out_channels=256, num_classes=len(classes))
-model["train_cfg"]["rpn_proposal"].update(nms_pre=1000, max_per_img=300)
+model["train_cfg"]["rpn_proposal"].update(nms_pre=500, max_per_img=300)
 model["train_cfg"]["rcnn"]["sampler"]["num"] = 128
 model["test_cfg"]["rpn"].update(nms_pre=500, max_per_img=300)
 
@@ -35,7 +44,7 @@ test_pipeline[1]["img_scale"] = img_scale
 data_root = "data/quickstart/"
 data = dict(
     samples_per_gpu=4,
-    workers_per_gpu=1,
+    workers_per_gpu=0,
     train=dict(type=CocoDataset, ann_file=data_root + "train.json", img_prefix=data_root + "images/",
                classes=classes, pipeline=train_pipeline),
     val=dict(type=CocoDataset, ann_file=data_root + "val.json", img_prefix=data_root + "images/",
@@ -44,11 +53,14 @@ data = dict(
               classes=classes, pipeline=test_pipeline),
 )
 
-optimizer = dict(type=torch.optim.AdamW, lr=0.002, weight_decay=0.05)
+max_epochs = 5
+optimizer = dict(type=torch.optim.AdamW, lr=0.002, weight_decay=0.05, foreach=True)
 optimizer_config = dict(grad_clip=dict(max_norm=10, norm_type=2))
-lr_config = dict(policy="step", warmup="linear", warmup_iters=100, warmup_ratio=0.01, step=[9, 11])
-runner = dict(type="EpochBasedRunner", max_epochs=12)
+lr_config = dict(policy="CosineAnnealing", by_epoch=False, min_lr_ratio=0.01,
+                 warmup="linear", warmup_iters=200, warmup_ratio=0.001)
+runner = dict(type="EpochBasedRunner", max_epochs=max_epochs)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
-log_config = dict(interval=20)
-evaluation = dict(interval=4, metric="bbox")
-checkpoint_config = dict(interval=1, max_keep_ckpts=2)
+log_config = dict(interval=50)
+# quickstart evaluates once after training; `detzoo train` evaluates and saves at the end only
+evaluation = dict(interval=max_epochs, metric="bbox")
+checkpoint_config = dict(interval=max_epochs, max_keep_ckpts=1)

@@ -17,7 +17,7 @@ DEFAULT_CONFIG = "faster_rcnn_r18_fpn_quickstart"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="config path or zoo name")
     parser.add_argument("--work-dir", default="runs/quickstart")
-    parser.add_argument("--num-train", type=int, default=400, help="generated training images")
+    parser.add_argument("--num-train", type=int, default=1200, help="generated training images")
     parser.add_argument("--num-val", type=int, default=100, help="generated validation images")
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs (shorter demo)")
     parser.add_argument("--num-vis", type=int, default=12, help="validation images to draw")
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from detzoo.data import make_shapes_dataset
     from detzoo.engine.checkpoint import load_model_weights
     from detzoo.evaluation import format_metrics_line
-    from detzoo.evaluation.results_io import atomic_write_text
+    from detzoo.utils.fileio import atomic_write_text
     from detzoo.models.builder import build_detector
 
     from .common import pick_device

@@ -105,7 +105,9 @@ class AnchorHead(nn.Module):
             h, w = img_meta["img_shape"][:2]
             inside = valid & (anchors[:, 0] >= -allowed_border) & (anchors[:, 1] >= -allowed_border) \
                 & (anchors[:, 2] < w + allowed_border) & (anchors[:, 3] < h + allowed_border)
-        inside_anchors = anchors[inside]
+        # Usually every anchor is inside: then skip the masked copies and the scatter back.
+        inside_inds = None if bool(inside.all()) else torch.nonzero(inside, as_tuple=True)[0]
+        inside_anchors = anchors if inside_inds is None else anchors[inside_inds]
         assign_result = cfg["assigner"].assign(inside_anchors, gt_bboxes, gt_bboxes_ignore,
                                                None if self.sampling else gt_labels)
         sample = cfg["sampler"].sample(assign_result, inside_anchors, gt_bboxes)
@@ -127,8 +129,10 @@ class AnchorHead(nn.Module):
             label_weights[neg] = 1.0
 
         def unmap(values, fill):
+            if inside_inds is None:
+                return values
             out = values.new_full((anchors.shape[0],) + values.shape[1:], fill)
-            out[inside] = values
+            out[inside_inds] = values
             return out
 
         return (unmap(labels, self.num_classes), unmap(label_weights, 0), unmap(bbox_targets, 0),

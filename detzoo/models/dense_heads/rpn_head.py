@@ -50,30 +50,46 @@ class RPNHead(AnchorHead):
 
     def proposals(self, cls_scores: List[torch.Tensor], bbox_preds: List[torch.Tensor], img_metas: List[dict],
                   cfg: dict) -> List[torch.Tensor]:
-        """Per image a [K, 5] tensor (x1, y1, x2, y2, score) sorted by score, in input pixels."""
-        anchors = self.anchors_of(cls_scores)
-        return [self._proposals_single([c[i] for c in cls_scores], [b[i] for b in bbox_preds], anchors,
-                                       meta["img_shape"], cfg) for i, meta in enumerate(img_metas)]
+        """Per image a [K, 5] tensor (x1, y1, x2, y2, score) sorted by score, in input pixels.
 
-    def _proposals_single(self, cls_scores, bbox_preds, anchors, img_shape, cfg) -> torch.Tensor:
+        Scoring, per-level top-k and decoding run on the whole batch at once (the top-k of each
+        image's row is what a per-image top-k gives); the size filter and NMS run per image.
+        """
+        anchors = self.anchors_of(cls_scores)
+        num_images = len(img_metas)
         nms_pre = cfg.get("nms_pre", -1)
         scores_all, deltas_all, anchors_all, level_ids = [], [], [], []
         for level, (cls_score, bbox_pred, level_anchors) in enumerate(zip(cls_scores, bbox_preds, anchors)):
+            cls_score = cls_score.permute(0, 2, 3, 1)
             if self.use_sigmoid_cls:
-                scores = cls_score.permute(1, 2, 0).reshape(-1).sigmoid()
+                # row by row: the vectorised sigmoid rounds a few elements differently when the
+                # rows are one flat input, and the scores should not depend on the batch
+                scores = torch.stack([row.sigmoid() for row in cls_score.reshape(num_images, -1)])
             else:  # two channels per anchor; foreground is channel 0 (fidelity.md A, class history)
-                scores = cls_score.permute(1, 2, 0).reshape(-1, 2).softmax(dim=1)[:, 0]
-            deltas = bbox_pred.permute(1, 2, 0).reshape(-1, 4)
-            if 0 < nms_pre < scores.shape[0]:
-                scores, keep = scores.topk(nms_pre)
-                deltas, level_anchors = deltas[keep], level_anchors[keep]
+                scores = torch.stack([row.softmax(dim=1)[:, 0] for row in cls_score.reshape(num_images, -1, 2)])
+            deltas = bbox_pred.permute(0, 2, 3, 1).reshape(num_images, -1, 4)
+            level_anchors = level_anchors.expand(num_images, -1, -1)
+            if 0 < nms_pre < scores.shape[1]:
+                scores, keep = scores.topk(nms_pre, dim=1)
+                keep4 = keep.unsqueeze(-1).expand(-1, -1, 4)
+                deltas, level_anchors = deltas.gather(1, keep4), level_anchors.gather(1, keep4)
             scores_all.append(scores)
             deltas_all.append(deltas)
             anchors_all.append(level_anchors)
-            level_ids.append(torch.full((scores.shape[0],), level, dtype=torch.long, device=scores.device))
-        scores = torch.cat(scores_all)
-        boxes = self.bbox_coder.decode(torch.cat(anchors_all), torch.cat(deltas_all), max_shape=img_shape)
+            level_ids.append(torch.full((scores.shape[1],), level, dtype=torch.long, device=scores.device))
+        scores = torch.cat(scores_all, dim=1)
+        per_image = scores.shape[1]
+        img_hw = scores.new_tensor([meta["img_shape"][:2] for meta in img_metas])
+        boxes = self.bbox_coder.decode(torch.cat(anchors_all, dim=1).reshape(-1, 4),
+                                       torch.cat(deltas_all, dim=1).reshape(-1, 4),
+                                       max_shape=img_hw.repeat_interleave(per_image, dim=0))
+        boxes = boxes.reshape(num_images, per_image, 4)
         ids = torch.cat(level_ids)
+        return [self._nms_single(boxes[i], scores[i], ids, cfg) for i in range(num_images)]
+
+    @staticmethod
+    def _nms_single(boxes: torch.Tensor, scores: torch.Tensor, ids: torch.Tensor, cfg: dict) -> torch.Tensor:
+        """Drop boxes with w or h <= min_bbox_size, NMS within each level, keep max_per_img."""
         min_size = cfg.get("min_bbox_size", 0)
         if min_size >= 0:
             w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]

@@ -58,5 +58,6 @@ class SingleRoIExtractor(nn.Module):
                                       self.sampling_ratio, self.aligned).to(out.dtype)
             elif self.training:
                 # keep every level in the autograd graph so distributed training sees all grads
-                out = out + feat.sum() * 0.0
+                # (in place, as MMDetection does: no copy of the pooled features)
+                out += feat.sum() * 0.0
         return out

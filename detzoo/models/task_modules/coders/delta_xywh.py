@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -37,10 +37,11 @@ class DeltaXYWHBBoxCoder:
         return (deltas - means) / stds
 
     def decode(self, rois: torch.Tensor, deltas: torch.Tensor,
-               max_shape: Optional[Tuple[int, int]] = None, wh_ratio_clip: float = 16 / 1000) -> torch.Tensor:
+               max_shape: Optional[Union[Tuple[int, int], torch.Tensor]] = None, wh_ratio_clip: float = 16 / 1000) -> torch.Tensor:
         """rois [N, 4]; deltas [N, 4 * C] (C boxes per roi, e.g. class-specific) -> boxes [N, 4 * C].
 
-        max_shape: (h, w) of the image the boxes live in; None disables clipping.
+        max_shape: (h, w) of the image the boxes live in, or a tensor [N, 2] of (h, w) per roi
+            (rois of several images decoded at once); None disables clipping.
         """
         num_rois = deltas.shape[0]
         deltas = deltas.reshape(num_rois, -1, 4)
@@ -62,7 +63,11 @@ class DeltaXYWHBBoxCoder:
         gwh = pwh * dwh.exp()
         boxes = torch.cat([gxy - gwh * 0.5, gxy + gwh * 0.5], dim=-1)
         if self.clip_border and max_shape is not None:
-            h, w = max_shape[0], max_shape[1]
-            upper = boxes.new_tensor([w, h, w, h])
+            if isinstance(max_shape, torch.Tensor):
+                wh = max_shape.to(boxes.dtype).flip(-1).reshape(num_rois, 1, 2)
+                upper = torch.cat([wh, wh], dim=-1)
+            else:
+                h, w = max_shape[0], max_shape[1]
+                upper = boxes.new_tensor([w, h, w, h])
             boxes = torch.minimum(boxes.clamp(min=0), upper)
         return boxes.reshape(num_rois, -1)
