@@ -63,4 +63,4 @@ auto_scale_lr = dict(enable=False, base_batch_size=16)
 log_config = dict(interval=50)
 # quickstart evaluates once after training; `detzoo train` evaluates and saves at the end only
 evaluation = dict(interval=max_epochs, metric="bbox")
-checkpoint_config = dict(interval=max_epochs, max_keep_ckpts=1)
+checkpoint_config = dict(interval=1, max_keep_ckpts=2)

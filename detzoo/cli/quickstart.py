@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     load_model_weights(model, result["last_checkpoint"])
     model.to(device).eval()
     results = run_test(model, dataset)
-    metrics = evaluate_detector(model, dataset, "bbox", results=results)
+    metrics = evaluate_detector(model, dataset, "bbox", results=results,
+                                out_file=osp.join(args.work_dir, "results.json"))
     metrics["wall_time_s"] = round(time.perf_counter() - start, 1)
     atomic_write_text(osp.join(args.work_dir, "metrics.json"), json.dumps(metrics, indent=1))
 
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_metrics_line({k: v for k, v in metrics.items() if k.startswith("bbox_mAP")
                                and k != "bbox_mAP_copypaste"}))
     print(f"quickstart done in {metrics['wall_time_s']:.0f} s: checkpoint {result['last_checkpoint']}, "
-          f"metrics {osp.join(args.work_dir, 'metrics.json')}, pictures {vis_dir}")
+          f"metrics {osp.join(args.work_dir, 'metrics.json')}, detections {osp.join(args.work_dir, 'results.json')}, "
+          f"pictures {vis_dir}")
     return 0
 
 

@@ -1,0 +1,55 @@
+"""`detzoo quickstart`: a shortened run in the default suite, the full acceptance run marked slow."""
+import json
+import time
+
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from detzoo.cli.main import main
+
+
+def _coco_map(ann_file, results_file):
+    gt = COCO(ann_file)
+    dets = json.loads(open(results_file).read())
+    if not dets:
+        return 0.0
+    ev = COCOeval(gt, gt.loadRes(dets), "bbox")
+    ev.params.maxDets = [100, 300, 1000]
+    ev.evaluate(); ev.accumulate(); ev.summarize()
+    return round(ev.stats[0], 3)
+
+
+def test_quickstart_short_run_writes_everything(tmp_path, capsys):
+    work = tmp_path / "qs"
+    code = main(["quickstart", "--work-dir", str(work), "--num-train", "24", "--num-val", "8", "--epochs", "1",
+                 "--num-vis", "2", "--cfg-options", "log_config.interval=1", "data.samples_per_gpu=4"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "bbox_mAP:" in out.strip().splitlines()[-2]
+    metrics = json.loads((work / "metrics.json").read_text())
+    assert set(["bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mAP_m", "bbox_mAP_l"]) <= set(metrics)
+    # the reported mAP is pycocotools' on the saved detections
+    assert metrics["bbox_mAP"] == _coco_map(work / "data" / "val.json", work / "results.json")
+    assert len(list((work / "vis").iterdir())) == 2
+    logs = list(work.glob("*.log.json"))
+    assert len(logs) == 1
+    train_lines = [json.loads(l) for l in logs[0].read_text().splitlines() if '"mode": "train"' in l]
+    # logged every iteration: 24 images in batches of 4 (the aspect-ratio groups are topped up)
+    assert [l["iter"] for l in train_lines] == list(range(1, len(train_lines) + 1)) and len(train_lines) >= 6
+    for line in train_lines:
+        assert {"lr", "loss", "loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox", "time", "data_time",
+                "memory"} <= set(line)
+    assert (work / "epoch_1.pth").is_file()
+    assert list(work.glob("faster_rcnn_r18_fpn_quickstart.py"))  # the resolved config
+
+
+@pytest.mark.slow
+def test_quickstart_reaches_target_map_in_time(tmp_path):
+    """The acceptance run of the foundation issue: mAP >= 0.5 within 10 minutes on 2 cores."""
+    start = time.perf_counter()
+    assert main(["quickstart", "--work-dir", str(tmp_path / "qs")]) == 0
+    elapsed = time.perf_counter() - start
+    metrics = json.loads((tmp_path / "qs" / "metrics.json").read_text())
+    assert metrics["bbox_mAP"] >= 0.5, metrics
+    assert elapsed < 600, elapsed
