@@ -4,10 +4,8 @@ The reference pyramid is computed here from the module's weights with einsum (1x
 F.conv2d (3x3 outputs), index-gather nearest resizing (src = floor(dst * in / out)) and strided
 slicing for the kernel-1 stride-2 max pool.
 """
-import hashlib
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared_paths import MMDET_LAYOUTS
+from shared_paths import layout_dir, layout_fingerprint
 from detzoo.errors import ConfigError
 from detzoo.models.backbones import ResNet
 from detzoo.models.layers import ConvModule, FrozenBatchNorm2d, build_norm_layer
@@ -24,15 +22,8 @@ from detzoo.models.necks import FPN
 # ---------------------------------------------------------------- layouts against MMDetection
 
 
-def _layout_dir():
-    candidates = [os.environ.get("DETZOO_CHECKPOINT_LAYOUTS", ""), MMDET_LAYOUTS]
-    return next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
-
-
-def _fingerprint(items):
-    """sha256 over sorted 'key d0,d1,..' lines: lets the test run where the layout file is absent."""
-    text = "\n".join(f"{k} {','.join(map(str, s))}" for k, s in sorted(items))
-    return hashlib.sha256(text.encode()).hexdigest()
+_layout_dir = layout_dir
+_fingerprint = layout_fingerprint
 
 
 R50 = dict(depth=50, frozen_stages=1)

@@ -4,17 +4,15 @@ The numeric reference is a functional ResNet written here from the paper/MMDetec
 (convs with F.conv2d, batch norm and the ResNet-D average pool by hand) and fed the model's state
 dict; the key layout is compared with MMDetection 3.3's dumped ResNet-50 layout.
 """
-import hashlib
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from shared_paths import MMDET_LAYOUTS
+from shared_paths import layout_dir, layout_fingerprint
 from detzoo.errors import CheckpointError, ConfigError
 from detzoo.models.backbones import ResNet
 from detzoo.models.layers import FrozenBatchNorm2d
@@ -22,15 +20,8 @@ from detzoo.models.layers import FrozenBatchNorm2d
 # ---------------------------------------------------------------- layout against MMDetection
 
 
-def _layout_dir():
-    candidates = [os.environ.get("DETZOO_CHECKPOINT_LAYOUTS", ""), MMDET_LAYOUTS]
-    return next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
-
-
-def _fingerprint(items):
-    """sha256 over sorted 'key d0,d1,..' lines: lets the test run where the layout file is absent."""
-    text = "\n".join(f"{k} {','.join(map(str, s))}" for k, s in sorted(items))
-    return hashlib.sha256(text.encode()).hexdigest()
+_layout_dir = layout_dir
+_fingerprint = layout_fingerprint
 
 
 # mmdet 3.3.0 ResNet(depth=50) state dict, from resnet50_pytorch_backbone.json
