@@ -2,7 +2,7 @@
 
 Sized so that `detzoo quickstart` (1200 generated training images, 5 epochs = 1500 iterations of
 4 images) trains, evaluates and draws in about 5 minutes on a free 2-core CPU and reaches a COCO
-bbox mAP of about 0.6-0.65 on its 100 validation images:
+bbox mAP of about 0.7 on its 100 validation images (0.727 with seed 0, 0.732 with seed 1):
   - ResNet-18 at half width (32 stem/base channels): the shapes need little capacity, and the
     convolutions are most of the cost on a CPU. BN trains (frozen_stages=-1, norm_eval=False):
     there are no ImageNet weights to keep.
@@ -10,7 +10,9 @@ bbox mAP of about 0.6-0.65 on its 100 validation images:
   - anchors of 4 x stride (16 px on P2 .. 256 px on P6) for objects of 8..160 px; 256-wide
     box head; 500 pre-NMS proposals per level and 300 after NMS (the images hold 1..6 objects).
   - AdamW with a linear warmup and a per-iteration cosine decay, so `--epochs` rescales the
-    whole schedule; no loader worker (decoding a 320 px JPEG costs ~2 ms, a worker process
+    whole schedule. Peak lr 1.5e-3 sits in the middle of what trains well: after 4 epochs 1e-3
+    gave mAP 0.62, 2e-3 0.67, but 2.5e-3 0.54 and 3e-3 0.40 (the box classifier stalls).
+  - no loader worker (decoding a 320 px JPEG costs ~2 ms, a worker process
     would only compete with the two compute threads for the two cores).
 `detzoo quickstart` generates the data into <work dir>/data and points the paths there.
 """
@@ -54,13 +56,13 @@ data = dict(
 )
 
 max_epochs = 5
-optimizer = dict(type=torch.optim.AdamW, lr=0.002, weight_decay=0.05, foreach=True)
+optimizer = dict(type=torch.optim.AdamW, lr=0.0015, weight_decay=0.05, foreach=True)
 optimizer_config = dict(grad_clip=dict(max_norm=10, norm_type=2))
 lr_config = dict(policy="CosineAnnealing", by_epoch=False, min_lr_ratio=0.01,
                  warmup="linear", warmup_iters=200, warmup_ratio=0.001)
 runner = dict(type="EpochBasedRunner", max_epochs=max_epochs)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 log_config = dict(interval=50)
-# quickstart evaluates once after training; `detzoo train` evaluates and saves at the end only
+# quickstart evaluates once after training; `detzoo train` evaluates at the end only
 evaluation = dict(interval=max_epochs, metric="bbox")
 checkpoint_config = dict(interval=1, max_keep_ckpts=2)
