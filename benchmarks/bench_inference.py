@@ -1,7 +1,11 @@
-"""Faster R-CNN R50-FPN inference on shared/data/demo.jpg, as seconds and as the ratio to the
-same-run ResNet-50 trunk yardstick (shared/bench/yardstick.py; targets in shared/spec/performance.md).
+"""Detector inference on shared/data/demo.jpg (1333x800 after resize), as seconds and as the ratio
+to the same-run ResNet-50 trunk yardstick (shared/bench/yardstick.py; targets in
+shared/spec/performance.md).
 
-    .venv/bin/python benchmarks/bench_inference.py [--config NAME] [--reps 5]
+    .venv/bin/python benchmarks/bench_inference.py [--config NAME [NAME ...]] [--reps 5]
+
+Several configs are measured in one run against one yardstick (e.g. Faster vs Mask vs Cascade
+R-CNN: ``--config faster_rcnn_r50_fpn_1x_coco mask_rcnn_r50_fpn_1x_coco cascade_rcnn_r50_fpn_1x_coco``).
 
 End to end as a user calls it: decode, resize, normalise, forward, post-processing
 (``inference_detector``), median of ``--reps`` after 2 warm-ups, 2 threads. Random weights: the
@@ -35,7 +39,7 @@ def median_time(fn, reps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="faster_rcnn_r50_fpn_1x_coco")
+    parser.add_argument("--config", nargs="+", default=["faster_rcnn_r50_fpn_1x_coco"])
     parser.add_argument("--image", default=str(SHARED / "data" / "demo.jpg"))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -47,21 +51,27 @@ def main() -> None:
     from detzoo.apis import inference_detector, init_detector
 
     torch.set_num_threads(2)
-    torch.manual_seed(0)
-    model = init_detector(args.config, device="cpu", cfg_options={"model.test_cfg.rcnn.score_thr": 0.0})
     trunk = yardstick.time_trunk()
-    with torch.inference_mode():
-        detector = median_time(lambda: inference_detector(model, args.image), args.reps)
-        parts = breakdown(model, args.image)
+    measured = []
+    for config in args.config:
+        torch.manual_seed(0)
+        model = init_detector(config, device="cpu", cfg_options={"model.test_cfg.rcnn.score_thr": 0.0})
+        with torch.inference_mode():
+            detector = median_time(lambda: inference_detector(model, args.image), args.reps)
+            parts = breakdown(model, args.image)
+        measured.append((config, detector, parts))
+        del model
     trunk_after = yardstick.time_trunk()
     trunk_mid = statistics.median([trunk, trunk_after])
-    report = {"config": args.config, "detector_s": round(detector, 3), "trunk_s": round(trunk_mid, 3),
-              "ratio": round(detector / trunk_mid, 2), **{k: round(v, 3) for k, v in parts.items()}}
-    if args.json:
-        print(json.dumps(report))
-    else:
-        for key, value in report.items():
-            print(f"{key:>14}: {value}")
+    for config, detector, parts in measured:
+        report = {"config": config, "detector_s": round(detector, 3), "trunk_s": round(trunk_mid, 3),
+                  "ratio": round(detector / trunk_mid, 2), **{k: round(v, 3) for k, v in parts.items()}}
+        if args.json:
+            print(json.dumps(report))
+        else:
+            for key, value in report.items():
+                print(f"{key:>14}: {value}")
+            print()
 
 
 def breakdown(model, image) -> dict:

@@ -16,6 +16,8 @@ def run_test(model, dataset, samples_per_gpu: int = 1, workers_per_gpu: int = 0,
     """Detections for every image of ``dataset``, in dataset order, in original-image pixels.
 
     ``show_dir``: also write each image with its detections drawn (same file name).
+    Batches that carry precomputed ``proposals`` (Fast R-CNN datasets) hand them to
+    ``model.predict(..., proposals=...)`` on the model's device.
     """
     from detzoo.data import build_dataloader
 
@@ -26,7 +28,10 @@ def run_test(model, dataset, samples_per_gpu: int = 1, workers_per_gpu: int = 0,
     for batch in tqdm(loader, desc="test", unit="img", unit_scale=samples_per_gpu, disable=not progress,
                       dynamic_ncols=True, leave=False):
         img = batch["img"].to(model.device)
-        batch_results = [r.to("cpu") for r in model.predict(img, batch["img_metas"], rescale=True)]
+        extra = {}
+        if "proposals" in batch:
+            extra["proposals"] = [p.to(model.device) for p in batch["proposals"]]
+        batch_results = [r.to("cpu") for r in model.predict(img, batch["img_metas"], rescale=True, **extra)]
         results.extend(batch_results)
         if show_dir:
             _draw(batch["img_metas"], batch_results, model.class_names, show_dir, show_score_thr)

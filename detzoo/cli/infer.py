@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from detzoo.apis.inference import inference_detector, init_detector
     from detzoo.data.transforms import decode_image
+    from detzoo.evaluation.results_io import encode_masks
     from detzoo.utils.fileio import atomic_write_text
     from detzoo.visualization import draw_detections, imwrite_atomic
 
@@ -57,10 +58,14 @@ def run(args: argparse.Namespace) -> int:
         img = decode_image(path)
         out_path = osp.join(args.out_dir, osp.basename(path))
         imwrite_atomic(out_path, draw_detections(img, det, model.class_names, score_thr=args.score_thr))
-        keep = det.scores >= args.score_thr
-        summary.append({"image": path, "detections": [
-            {"bbox": [round(v, 2) for v in box], "score": round(score, 4), "label": model.class_names[label]}
-            for box, score, label in zip(det.boxes[keep].tolist(), det.scores[keep].tolist(), det.labels[keep].tolist())]})
-        print(f"{path}: {int(keep.sum())} detections >= {args.score_thr} -> {out_path}")
+        kept = det[det.scores >= args.score_thr]
+        entries = [{"bbox": [round(v, 2) for v in box], "score": round(score, 4), "label": model.class_names[label]}
+                   for box, score, label in zip(kept.boxes.tolist(), kept.scores.tolist(), kept.labels.tolist())]
+        if kept.masks is not None:  # COCO RLE, as in results files
+            for entry, rle in zip(entries, encode_masks(kept.masks)):
+                entry["segmentation"] = rle
+        summary.append({"image": path, "detections": entries})
+        keep = kept.scores
+        print(f"{path}: {len(keep)} detections >= {args.score_thr} -> {out_path}")
     atomic_write_text(osp.join(args.out_dir, "detections.json"), json.dumps(summary, indent=1))
     return 0

@@ -16,7 +16,8 @@ DEFAULT_CONFIG = "faster_rcnn_r18_fpn_quickstart"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="config path or zoo name")
-    parser.add_argument("--work-dir", default="runs/quickstart")
+    parser.add_argument("--work-dir", default=None,
+                        help="output folder (default runs/quickstart, or runs/<config name> for another config)")
     parser.add_argument("--num-train", type=int, default=1200, help="generated training images")
     parser.add_argument("--num-val", type=int, default=100, help="generated validation images")
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs (shorter demo)")
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from .common import pick_device
 
     start = time.perf_counter()
+    if args.work_dir is None:
+        stem = osp.splitext(osp.basename(args.config))[0]
+        args.work_dir = "runs/quickstart" if stem == DEFAULT_CONFIG else osp.join("runs", stem)
     data_dir = osp.join(args.work_dir, "data")
     print(f"[1/4] generating {args.num_train}+{args.num_val} images into {data_dir}")
     ds = make_shapes_dataset(data_dir, num_train=args.num_train, num_val=args.num_val, seed=args.seed)
@@ -67,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     load_model_weights(model, result["last_checkpoint"])
     model.to(device).eval()
     results = run_test(model, dataset)
-    metrics = evaluate_detector(model, dataset, "bbox", results=results,
+    metric = cfg.get("evaluation", {}).get("metric", "bbox")
+    metrics = evaluate_detector(model, dataset, metric, results=results,
                                 out_file=osp.join(args.work_dir, "results.json"))
     metrics["wall_time_s"] = round(time.perf_counter() - start, 1)
     atomic_write_text(osp.join(args.work_dir, "metrics.json"), json.dumps(metrics, indent=1))
@@ -76,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"[4/4] drawing {args.num_vis} validation images into {vis_dir}")
     subset = _Subset(dataset, range(min(args.num_vis, len(dataset))))
     run_test(model, subset, show_dir=vis_dir, show_score_thr=0.5, progress=False)
-    print(format_metrics_line({k: v for k, v in metrics.items() if k.startswith("bbox_mAP")
-                               and k != "bbox_mAP_copypaste"}))
+    for name in ([metric] if isinstance(metric, str) else metric):
+        print(format_metrics_line({k: v for k, v in metrics.items() if k.startswith(f"{name}_mAP")
+                                   and not k.endswith("_copypaste")}))
     print(f"quickstart done in {metrics['wall_time_s']:.0f} s: checkpoint {result['last_checkpoint']}, "
           f"metrics {osp.join(args.work_dir, 'metrics.json')}, detections {osp.join(args.work_dir, 'results.json')}, "
           f"pictures {vis_dir}")

@@ -1,16 +1,26 @@
-"""detzoo test CONFIG CHECKPOINT --eval bbox [--out results.json] [--show-dir vis/]"""
+"""detzoo test CONFIG CHECKPOINT --eval bbox [--out results.json] [--show-dir vis/]
+
+With an RPN config: ``--eval proposal`` (average recall) and ``--out proposals.pkl`` (a proposal
+file for Fast R-CNN, docs/proposals.md).
+"""
 from __future__ import annotations
 
 import argparse
+import os.path as osp
 
 from .common import add_config_arguments, load_cli_config, pick_device
+
+_PICKLE_EXTS = (".pkl", ".pickle")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("checkpoint", help="model weights (.pth: detzoo or MMDetection)")
-    parser.add_argument("--eval", nargs="+", default=[], metavar="METRIC", help="metrics, e.g. bbox")
-    parser.add_argument("--out", help="write detections as a COCO results JSON")
+    parser.add_argument("--eval", nargs="+", default=[], metavar="METRIC",
+                        help="metrics: bbox, segm, proposal (an RPN: proposal only)")
+    parser.add_argument("--out", help="write the results: .json = COCO results JSON, .pkl = MMDetection's "
+                                      "pickle (per image per class [n, 5] arrays); for an RPN the proposal "
+                                      "file (.pkl as MMDetection, or .json)")
     parser.add_argument("--show-dir", help="write each test image with its detections drawn here")
     parser.add_argument("--show-score-thr", type=float, default=0.3)
     parser.add_argument("--classwise", action="store_true", help="also print per-class AP")
@@ -21,15 +31,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow legacy pickled checkpoints (runs code from the file: trusted files only)")
 
 
+def _check_request(args: argparse.Namespace, is_rpn: bool) -> None:
+    from detzoo.errors import ConfigError
+
+    if not is_rpn:
+        return
+    wrong = [m for m in args.eval if m != "proposal"]
+    if wrong:
+        raise ConfigError(f"an RPN outputs class-agnostic proposals: evaluate them with --eval proposal, "
+                          f"not {' '.join(wrong)}")
+    if args.out and osp.splitext(args.out)[1].lower() not in _PICKLE_EXTS + (".json",):
+        raise ConfigError(f"--out {args.out}: an RPN writes a proposal file: name it .pkl (MMDetection's "
+                          "format) or .json")
+
+
+def _save_results(path: str, model, results, dataset, is_rpn: bool) -> None:
+    from detzoo.evaluation.proposals_io import save_mmdet_results, save_proposals
+    from detzoo.evaluation.results_io import results_to_coco_json, save_results_json
+
+    if is_rpn:
+        save_proposals(path, results)
+        print(f"proposals of {len(results)} images written to {path}")
+    elif osp.splitext(path)[1].lower() in _PICKLE_EXTS:
+        save_mmdet_results(path, results, len(model.class_names))
+        print(f"detections written to {path} (MMDetection 2.x pickle)")
+    else:
+        save_results_json(path, results_to_coco_json(results, dataset.img_ids, dataset.cat_ids))
+        print(f"detections written to {path}")
+
+
 def run(args: argparse.Namespace) -> int:
     from detzoo.apis.inference import init_detector
     from detzoo.apis.test import evaluate_detector, run_test
     from detzoo.config import instantiate
     from detzoo.evaluation import format_metrics_line
-    from detzoo.evaluation.results_io import results_to_coco_json, save_results_json
+    from detzoo.models.detectors.rpn import RPN
 
     cfg = load_cli_config(args)
+    model_type = (cfg.get("model") or {}).get("type")
+    _check_request(args, isinstance(model_type, type) and issubclass(model_type, RPN))  # before the work
     model = init_detector(cfg, args.checkpoint, device=pick_device(args.device), allow_pickle=args.unsafe_load)
+    is_rpn = isinstance(model, RPN)
     test_cfg = dict(cfg["data"]["test"])
     test_cfg["test_mode"] = True
     dataset = instantiate(test_cfg)
@@ -37,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
     results = run_test(model, dataset, args.batch_size, workers, show_dir=args.show_dir,
                        show_score_thr=args.show_score_thr)
     if args.out:
-        save_results_json(args.out, results_to_coco_json(results, dataset.img_ids, dataset.cat_ids))
-        print(f"detections written to {args.out}")
+        _save_results(args.out, model, results, dataset, is_rpn)
     if args.show_dir:
         print(f"pictures written to {args.show_dir}")
     if args.eval:

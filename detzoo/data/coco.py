@@ -5,6 +5,8 @@ boxes are converted from COCO xywh to xyxy with x2 = x + w (no +1). Annotations 
 ``iscrowd=1`` become ``bboxes_ignore``; ``ignore=1``, empty, w<1, h<1 or area<=0 boxes are
 skipped (mmdet ``_parse_ann_info``). In training, images without an annotation of a kept class
 (``filter_empty_gt``) or smaller than ``min_size`` are dropped (mmdet ``_filter_imgs``).
+With a ``proposal_file`` (Fast R-CNN) its per-image arrays are aligned with the annotation file's
+images and filtered together with them (mmdet 2.x ``CustomDataset``).
 """
 from __future__ import annotations
 
@@ -101,10 +103,15 @@ class CocoDataset(Dataset):
             categories in json order.
         test_mode: keep every image and never resample. filter_empty_gt / min_size: training
             image filter (see module doc).
+        proposal_file: precomputed proposals (.pkl or .json, see
+            ``detzoo.evaluation.proposals_io``): one [N, 4|5] array per image of ``ann_file``,
+            in its ``images`` order; image ``i`` gets ``results['proposals']`` (read by
+            ``LoadProposals``).
 
     Attributes: CLASSES, cat_ids, cat2label, img_ids, data_infos (image dicts plus
     ``filename``), coco (pycocotools COCO built from the validated json), flag (uint8
-    aspect-ratio group per image: 1 when w / h > 1).
+    aspect-ratio group per image: 1 when w / h > 1), proposals (list aligned with data_infos,
+    or None).
 
     ``dataset[i]`` runs the pipeline on ``dict(img_info, ann_info, img_prefix, img_id,
     bbox_fields, mask_fields)``; ``dataset[(i, seed)]`` also passes a generator seeded with
@@ -115,8 +122,10 @@ class CocoDataset(Dataset):
 
     def __init__(self, ann_file: str, img_prefix: str = "", pipeline: Sequence[Callable] = (),
                  classes: Optional[Sequence[str]] = None, test_mode: bool = False,
-                 filter_empty_gt: bool = True, min_size: int = 32):
+                 filter_empty_gt: bool = True, min_size: int = 32,
+                 proposal_file: Optional[str] = None):
         self.ann_file = ann_file
+        self.proposal_file = proposal_file
         self.img_prefix = img_prefix
         self.test_mode = test_mode
         self.filter_empty_gt = filter_empty_gt
@@ -131,11 +140,22 @@ class CocoDataset(Dataset):
         self._warn_unknown_categories(data)
         self.img_ids = [img["id"] for img in data["images"]]
         self.data_infos = [dict(img, filename=img["file_name"]) for img in data["images"]]
+        self.proposals = self._load_proposals() if proposal_file is not None else None
         if not test_mode:
             self._filter_images(data)
         self.flag = np.array([1 if info["width"] / info["height"] > 1 else 0
                               for info in self.data_infos], dtype=np.uint8)
         self.pipeline = Compose(pipeline)
+
+    def _load_proposals(self) -> list:
+        from ..evaluation.proposals_io import load_proposals
+
+        proposals = load_proposals(self.proposal_file)
+        if len(proposals) != len(self.data_infos):
+            raise DataError(f"{self.proposal_file}: holds proposals for {len(proposals)} images but "
+                            f"{self.ann_file} has {len(self.data_infos)} images (a proposal file "
+                            "lists every image of its annotation file, in the same order)")
+        return proposals
 
     def _select_classes(self, categories, classes):
         if classes is None:
@@ -176,6 +196,8 @@ class CocoDataset(Dataset):
                 and min(info["width"], info["height"]) >= self.min_size]
         self.data_infos = [self.data_infos[i] for i in keep]
         self.img_ids = [self.img_ids[i] for i in keep]
+        if self.proposals is not None:
+            self.proposals = [self.proposals[i] for i in keep]
 
     def __len__(self) -> int:
         return len(self.data_infos)
@@ -216,6 +238,8 @@ class CocoDataset(Dataset):
         info = self.data_infos[idx]
         results = dict(img_info=info, ann_info=self.get_ann_info(idx), img_prefix=self.img_prefix,
                        img_id=info["id"], bbox_fields=[], mask_fields=[])
+        if self.proposals is not None:
+            results["proposals"] = self.proposals[idx]
         if rng is not None:
             results["rng"] = rng
         return self.pipeline(results)

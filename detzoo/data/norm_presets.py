@@ -40,6 +40,8 @@ NORM_PRESETS = {
 # the model-zoo tables call the pytorch style "torchvision" and the caffe style "msra"
 NORM_PRESETS["torchvision"] = NORM_PRESETS["pytorch"]
 NORM_PRESETS["msra"] = NORM_PRESETS["caffe"]
+# RegNetX configs (configs/regnet/) name the pycls weights by their architecture
+NORM_PRESETS["regnet"] = NORM_PRESETS["pycls"]
 
 
 def get_norm_cfg(name: str) -> dict:

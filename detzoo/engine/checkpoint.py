@@ -279,6 +279,11 @@ def load_model_weights(model: nn.Module, ckpt_or_path: str | os.PathLike | Mappi
         checkpoint["state_dict"] = strip_prefix(checkpoint["state_dict"])
     state_dict = checkpoint["state_dict"]
     model = unwrap_model(model)
+    # a model whose published checkpoints spell some keys differently (MMDetection 2.x vs 3.x
+    # names) maps them to its own names first
+    convert = getattr(model, "convert_checkpoint_keys", None)
+    if convert is not None:
+        state_dict = convert(state_dict)
     own = model.state_dict()
     result = LoadResult(checkpoint=checkpoint)
     result.missing_keys = [k for k in own if k not in state_dict]

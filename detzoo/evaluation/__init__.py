@@ -2,6 +2,8 @@
 from detzoo.evaluation.coco_metric import (AP_ITEMS, METRICS, ar_items, evaluate_coco,
                                            evaluate_results_file, format_metrics_line)
 from detzoo.evaluation.evaluator import CocoEvaluator
+from detzoo.evaluation.proposals_io import (load_proposals, result_to_mmdet_lists,
+                                            save_mmdet_results, save_proposals)
 from detzoo.evaluation.results_io import (load_coco_gt, load_results_json, result_to_coco_json,
                                           results_to_coco_json, save_results_json,
                                           validate_results)
@@ -10,4 +12,5 @@ __all__ = [
     "AP_ITEMS", "METRICS", "ar_items", "evaluate_coco", "evaluate_results_file",
     "format_metrics_line", "CocoEvaluator", "load_coco_gt", "load_results_json",
     "result_to_coco_json", "results_to_coco_json", "save_results_json", "validate_results",
+    "load_proposals", "save_proposals", "result_to_mmdet_lists", "save_mmdet_results",
 ]

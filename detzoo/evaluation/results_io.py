@@ -28,15 +28,19 @@ from detzoo.structures import DetResult
 _REQUIRED_KEYS = ("image_id", "category_id", "score")
 
 
-def _encode_masks(masks: torch.Tensor) -> list[dict]:
-    """bool [N, H, W] -> N compressed RLEs with ``counts`` as str (JSON-serialisable)."""
+def encode_masks(masks: torch.Tensor, counts_as_str: bool = True) -> list[dict]:
+    """bool [N, H, W] -> N compressed COCO RLEs. ``counts`` is str (JSON-serialisable) or, with
+    ``counts_as_str=False``, the bytes pycocotools returns (MMDetection 2.x result pickles)."""
     array = masks.detach().to("cpu", torch.uint8).numpy()
+    if len(array) == 0:
+        return []
     # pycocotools wants a Fortran-ordered uint8 [H, W, N] array.
     rles = mask_util.encode(np.asfortranarray(array.transpose(1, 2, 0)))
-    for rle in rles:
-        rle["counts"] = rle["counts"].decode("ascii")
-        rle["size"] = [int(s) for s in rle["size"]]
-    return rles
+    if counts_as_str:
+        for rle in rles:
+            rle["counts"] = rle["counts"].decode("ascii")
+            rle["size"] = [int(s) for s in rle["size"]]
+    return list(rles)
 
 
 def result_to_coco_json(result: DetResult, img_id: int, cat_ids: Sequence[int],
@@ -57,7 +61,7 @@ def result_to_coco_json(result: DetResult, img_id: int, cat_ids: Sequence[int],
     entries = [dict(image_id=int(img_id), bbox=xywh[i], score=scores[i],
                     category_id=categories[i]) for i in range(num)]
     if with_masks and result.masks is not None:
-        for entry, rle in zip(entries, _encode_masks(result.masks)):
+        for entry, rle in zip(entries, encode_masks(result.masks)):
             entry["segmentation"] = rle
     return entries
 

@@ -36,6 +36,8 @@ def _num_classes(model: nn.Module) -> Optional[int]:
         if head is None:
             continue
         head = getattr(head, "bbox_head", head)
+        if isinstance(head, nn.ModuleList):  # cascade: one box head per stage
+            head = head[-1]
         if hasattr(head, "num_classes"):
             return int(head.num_classes)
     return None

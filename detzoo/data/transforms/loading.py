@@ -168,3 +168,38 @@ class LoadAnnotations:
     def __repr__(self) -> str:
         return (f"LoadAnnotations(with_bbox={self.with_bbox}, with_label={self.with_label}, "
                 f"with_mask={self.with_mask}, poly2mask={self.poly2mask})")
+
+
+class LoadProposals:
+    """Takes this image's precomputed proposals (``results['proposals']``, set by a dataset with a
+    ``proposal_file``) into the pipeline, as MMDetection 2.x ``LoadProposals``.
+
+    Keeps the first ``num_max_proposals`` rows (None: all; files are sorted by score), drops the
+    score column (-> float32 [N, 4]) and adds 'proposals' to bbox_fields so Resize/RandomFlip
+    transform them like gt_bboxes. An image without proposals gets one all-zero box, as mmdet.
+    """
+
+    def __init__(self, num_max_proposals: int | None = None):
+        if num_max_proposals is not None and num_max_proposals < 1:
+            raise DataError(f"LoadProposals: num_max_proposals must be >= 1 or None, got "
+                            f"{num_max_proposals}")
+        self.num_max_proposals = num_max_proposals
+
+    def __call__(self, results: dict) -> dict:
+        where = results.get("img_info", {}).get("filename", results.get("filename", "<image>"))
+        if "proposals" not in results:
+            raise DataError(f"LoadProposals: no proposals for {where}: give the dataset a "
+                            "proposal_file")
+        proposals = np.asarray(results["proposals"])
+        if proposals.ndim != 2 or proposals.shape[1] not in (4, 5):
+            raise DataError(f"LoadProposals: proposals of {where} must be [N, 4] or [N, 5], got "
+                            f"shape {proposals.shape}")
+        proposals = proposals[: self.num_max_proposals, :4].astype(np.float32)  # a copy
+        if len(proposals) == 0:
+            proposals = np.zeros((1, 4), dtype=np.float32)
+        results["proposals"] = proposals
+        results.setdefault("bbox_fields", []).append("proposals")
+        return results
+
+    def __repr__(self) -> str:
+        return f"LoadProposals(num_max_proposals={self.num_max_proposals})"

@@ -3,7 +3,9 @@
 Keys: ``conv1``/``bn1`` stem (or ``stem.{0..8}`` with ``deep_stem``), ``layer{1..4}.{i}`` blocks
 with ``conv{1,2,3}``/``bn{1,2,3}`` (``gn*`` with GN) and ``downsample.0`` conv,
 ``downsample.1`` norm (``downsample.0`` avg-pool, ``.1`` conv, ``.2`` norm with ``avg_down`` on
-stride-2 stages). Follows mmdet ``models/backbones/resnet.py`` and ``models/layers/res_layer.py``.
+stride-2 stages). A deformable ``conv2`` (``dcn``) adds ``conv2.conv_offset.{weight,bias}``;
+``conv_cfg=dict(type="ConvWS")`` (weight standardisation) keeps the keys. Follows mmdet
+``models/backbones/resnet.py`` and ``models/layers/res_layer.py``.
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from detzoo.errors import CheckpointError, ConfigError
+from detzoo.models.layers.conv_module import build_conv_layer
 from detzoo.models.layers.norm import build_norm_layer, norm_name
+from detzoo.ops.deform_conv import DeformConv2d, ModulatedDeformConv2d
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet", "make_res_layer"]
+__all__ = ["BasicBlock", "Bottleneck", "ResNet", "make_res_layer", "pretrained_init_cfg"]
 
 
 class _Block(nn.Module):
@@ -60,12 +64,16 @@ class BasicBlock(_Block):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
                  downsample: nn.Module | None = None, style: str = "pytorch",
-                 with_cp: bool = False, norm_cfg: dict = dict(type="BN")):
+                 with_cp: bool = False, norm_cfg: dict = dict(type="BN"),
+                 conv_cfg: dict | None = None, dcn: dict | None = None):
         super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=dilation,
-                               dilation=dilation, bias=False)
+        if dcn is not None:
+            raise ConfigError("ResNet dcn needs Bottleneck blocks (depth 50/101/152); "
+                              "BasicBlock has none, as in mmdet")
+        self.conv1 = build_conv_layer(conv_cfg, inplanes, planes, 3, stride=stride,
+                                      padding=dilation, dilation=dilation, bias=False)
         self._add_norm(norm_cfg, planes, 1)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.conv2 = build_conv_layer(conv_cfg, planes, planes, 3, padding=1, bias=False)
         self._add_norm(norm_cfg, planes, 2)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
@@ -78,23 +86,44 @@ class BasicBlock(_Block):
 
 class Bottleneck(_Block):
     """1x1 -> 3x3 -> 1x1 (x4 channels). ``pytorch`` style strides the 3x3 conv2, ``caffe``
-    style the first 1x1 conv1."""
+    style the first 1x1 conv1.
+
+    ``width`` (default ``planes``) is the channel count of the two inner convs and ``groups``
+    that of the 3x3 conv (ResNeXt, RegNet). ``dcn`` replaces conv2 by the deformable conv it
+    describes (``dict(type="DCN"|"DCNv2", deform_groups=1, fallback_on_stride=False)``); with
+    ``fallback_on_stride`` a block whose conv2 strides keeps a plain conv.
+    """
 
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
                  downsample: nn.Module | None = None, style: str = "pytorch",
-                 with_cp: bool = False, norm_cfg: dict = dict(type="BN")):
+                 with_cp: bool = False, norm_cfg: dict = dict(type="BN"),
+                 conv_cfg: dict | None = None, dcn: dict | None = None, groups: int = 1,
+                 width: int | None = None):
         super().__init__()
         if style not in ("pytorch", "caffe"):
             raise ConfigError(f"ResNet style {style!r} must be 'pytorch' or 'caffe'")
+        width = planes if width is None else width
         conv1_stride, conv2_stride = (1, stride) if style == "pytorch" else (stride, 1)
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, stride=conv1_stride, bias=False)
-        self._add_norm(norm_cfg, planes, 1)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=conv2_stride, padding=dilation,
-                               dilation=dilation, bias=False)
-        self._add_norm(norm_cfg, planes, 2)
-        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.conv1 = build_conv_layer(conv_cfg, inplanes, width, 1, stride=conv1_stride,
+                                      bias=False)
+        self._add_norm(norm_cfg, width, 1)
+        conv2_cfg = conv_cfg
+        if dcn is not None:
+            dcn = dict(dcn)
+            # mmdet pops the key from a dict shared by all blocks, so only the first DCN block
+            # of the network falls back; we apply the documented rule (fall back when strided)
+            if not (dcn.pop("fallback_on_stride", False) and conv2_stride > 1):
+                if conv_cfg is not None:
+                    raise ConfigError("ResNet: conv_cfg must be None when dcn is set "
+                                      "(mmdet asserts the same)")
+                conv2_cfg = dcn
+        self.conv2 = build_conv_layer(conv2_cfg, width, width, 3, stride=conv2_stride,
+                                      padding=dilation, dilation=dilation, groups=groups,
+                                      bias=False)
+        self._add_norm(norm_cfg, width, 2)
+        self.conv3 = build_conv_layer(conv_cfg, width, planes * self.expansion, 1, bias=False)
         self._add_norm(norm_cfg, planes * self.expansion, 3)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
@@ -104,6 +133,19 @@ class Bottleneck(_Block):
     def norm3(self) -> nn.Module:
         return getattr(self, self.norm3_name)
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # mmdet 1.x kept the DCN offset conv beside conv2 (``conv2_offset.*``); mmcv's packs
+        # rename it to ``conv2.conv_offset.*``. Done here, in the parent, because torch hands
+        # each child only the keys under its own prefix.
+        if hasattr(self.conv2, "conv_offset"):
+            for name in ("weight", "bias"):
+                old, new = f"{prefix}conv2_offset.{name}", f"{prefix}conv2.conv_offset.{name}"
+                if old in state_dict and new not in state_dict:
+                    state_dict[new] = state_dict.pop(old)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
     def _residual(self, x):
         out = self.relu(self.norm1(self.conv1(x)))
         out = self.relu(self.norm2(self.conv2(out)))
@@ -112,11 +154,14 @@ class Bottleneck(_Block):
 
 def make_res_layer(block: type, inplanes: int, planes: int, num_blocks: int, stride: int = 1,
                    dilation: int = 1, style: str = "pytorch", avg_down: bool = False,
-                   with_cp: bool = False, norm_cfg: dict = dict(type="BN")) -> nn.Sequential:
+                   with_cp: bool = False, norm_cfg: dict = dict(type="BN"),
+                   conv_cfg: dict | None = None, dcn: dict | None = None,
+                   **block_kwargs) -> nn.Sequential:
     """One stage: ``num_blocks`` blocks, the first one striding and projecting the shortcut.
 
     With ``avg_down`` (ResNet-D) a stride-s shortcut is AvgPool(s, ceil_mode, no padded zeros in
-    the mean) followed by a stride-1 1x1 conv, as in mmdet ``ResLayer``.
+    the mean) followed by a stride-1 1x1 conv, as in mmdet ``ResLayer``. ``block_kwargs`` go to
+    every block (ResNeXt's ``groups``/``base_width``/``base_channels``).
     """
     out_planes = planes * block.expansion
     downsample = None
@@ -127,13 +172,30 @@ def make_res_layer(block: type, inplanes: int, planes: int, num_blocks: int, str
             conv_stride = 1
             layers.append(nn.AvgPool2d(kernel_size=stride, stride=stride, ceil_mode=True,
                                        count_include_pad=False))
-        layers += [nn.Conv2d(inplanes, out_planes, 1, stride=conv_stride, bias=False),
+        layers += [build_conv_layer(conv_cfg, inplanes, out_planes, 1, stride=conv_stride,
+                                    bias=False),
                    build_norm_layer(norm_cfg, out_planes)]
         downsample = nn.Sequential(*layers)
-    common = dict(dilation=dilation, style=style, with_cp=with_cp, norm_cfg=norm_cfg)
+    common = dict(dilation=dilation, style=style, with_cp=with_cp, norm_cfg=norm_cfg,
+                  conv_cfg=conv_cfg, dcn=dcn, **block_kwargs)
     blocks = [block(inplanes, planes, stride=stride, downsample=downsample, **common)]
     blocks += [block(out_planes, planes, stride=1, **common) for _ in range(1, num_blocks)]
     return nn.Sequential(*blocks)
+
+
+def pretrained_init_cfg(owner: str, pretrained: str | None, init_cfg: dict | None) -> dict | None:
+    """Check ``init_cfg`` (None or ``dict(type="Pretrained", checkpoint=path[, prefix])``) and
+    fold the ``pretrained=path`` shorthand into it."""
+    if pretrained is not None:
+        if init_cfg is not None:
+            raise ConfigError(f"{owner}: give either pretrained or init_cfg, not both")
+        init_cfg = dict(type="Pretrained", checkpoint=pretrained)
+    if init_cfg is not None and (not isinstance(init_cfg, dict)
+                                 or init_cfg.get("type") != "Pretrained"
+                                 or "checkpoint" not in init_cfg):
+        raise ConfigError(f"{owner} init_cfg={init_cfg!r} must be None or "
+                          "dict(type='Pretrained', checkpoint=path)")
+    return init_cfg
 
 
 class ResNet(nn.Module):
@@ -148,6 +210,12 @@ class ResNet(nn.Module):
             kept in eval mode).
         norm_eval: keep every batch norm in eval mode (frozen running statistics) in train().
         zero_init_residual: the last norm of each residual block starts at weight 0.
+        conv_cfg: conv type of every conv (None = ``nn.Conv2d``; ``dict(type="ConvWS")`` for
+            weight standardisation), see :func:`~detzoo.models.layers.build_conv_layer`.
+        dcn: deformable conv2 for the Bottleneck stages flagged in ``stage_with_dcn``, e.g.
+            ``dict(type="DCNv2", deform_groups=1, fallback_on_stride=False)``; its
+            ``conv_offset`` starts at zero, so a fresh DCN stage computes a plain conv (DCN) or
+            half of it (DCNv2, mask sigmoid(0)).
         init_cfg: None (random init) or ``dict(type="Pretrained", checkpoint=path,
             prefix=optional key prefix to select and strip)``; ``pretrained=path`` is a
             shorthand. The constructor only applies the random init; as in MMDetection, the
@@ -168,10 +236,13 @@ class ResNet(nn.Module):
                  deep_stem: bool = False, avg_down: bool = False, frozen_stages: int = -1,
                  norm_cfg: dict = dict(type="BN", requires_grad=True), norm_eval: bool = True,
                  with_cp: bool = False, zero_init_residual: bool = True,
+                 conv_cfg: dict | None = None, dcn: dict | None = None,
+                 stage_with_dcn=(False, False, False, False),
                  pretrained: str | None = None, init_cfg: dict | None = None):
         super().__init__()
         if depth not in self.arch_settings:
-            raise ConfigError(f"ResNet depth={depth!r} is not one of {tuple(self.arch_settings)}")
+            raise ConfigError(f"{type(self).__name__} depth={depth!r} is not one of "
+                              f"{tuple(self.arch_settings)}")
         if not 1 <= num_stages <= 4:
             raise ConfigError(f"ResNet num_stages={num_stages} must be in 1..4")
         if len(strides) != num_stages or len(dilations) != num_stages:
@@ -184,15 +255,14 @@ class ResNet(nn.Module):
             raise ConfigError(f"ResNet style={style!r} must be 'pytorch' or 'caffe'")
         if not -1 <= frozen_stages <= num_stages:
             raise ConfigError(f"ResNet frozen_stages={frozen_stages} must be in -1..{num_stages}")
-        if pretrained is not None:
-            if init_cfg is not None:
-                raise ConfigError("ResNet: give either pretrained or init_cfg, not both")
-            init_cfg = dict(type="Pretrained", checkpoint=pretrained)
-        if init_cfg is not None and (not isinstance(init_cfg, dict)
-                                     or init_cfg.get("type") != "Pretrained"
-                                     or "checkpoint" not in init_cfg):
-            raise ConfigError(f"ResNet init_cfg={init_cfg!r} must be None or "
-                              "dict(type='Pretrained', checkpoint=path)")
+        if dcn is not None and (not isinstance(dcn, dict)
+                                or dcn.get("type") not in ("DCN", "DCNv2")):
+            raise ConfigError(f"ResNet dcn={dcn!r} must be None or dict(type='DCN'|'DCNv2', "
+                              "deform_groups=1, fallback_on_stride=False)")
+        if dcn is not None and len(stage_with_dcn) != num_stages:
+            raise ConfigError(f"ResNet stage_with_dcn={tuple(stage_with_dcn)} must have "
+                              f"num_stages={num_stages} entries")
+        init_cfg = pretrained_init_cfg(type(self).__name__, pretrained, init_cfg)
         self.depth = depth
         self.out_indices = tuple(out_indices)
         self.style = style
@@ -202,18 +272,24 @@ class ResNet(nn.Module):
         self.norm_cfg = norm_cfg
         self.norm_eval = norm_eval
         self.zero_init_residual = zero_init_residual
+        self.conv_cfg = conv_cfg
+        self.dcn = dcn
+        self.stage_with_dcn = tuple(stage_with_dcn)
         self.init_cfg = init_cfg
         self.block, stage_blocks = self.arch_settings[depth]
         self.stage_blocks = stage_blocks[:num_stages]
+        self.base_channels = base_channels
 
         self._make_stem(in_channels, stem_channels)
         self.res_layers = []
         inplanes = stem_channels
         for i, num_blocks in enumerate(self.stage_blocks):
             planes = base_channels * 2 ** i
-            layer = make_res_layer(self.block, inplanes, planes, num_blocks, stride=strides[i],
-                                   dilation=dilations[i], style=style, avg_down=avg_down,
-                                   with_cp=with_cp, norm_cfg=norm_cfg)
+            layer = self.make_res_layer(
+                self.block, inplanes, planes, num_blocks, stride=strides[i],
+                dilation=dilations[i], style=style, avg_down=avg_down, with_cp=with_cp,
+                norm_cfg=norm_cfg, conv_cfg=conv_cfg,
+                dcn=dcn if dcn is not None and self.stage_with_dcn[i] else None)
             inplanes = planes * self.block.expansion
             self.add_module(f"layer{i + 1}", layer)
             self.res_layers.append(f"layer{i + 1}")
@@ -224,20 +300,26 @@ class ResNet(nn.Module):
         self._init_random()
         self._freeze_stages()
 
+    def make_res_layer(self, *args, **kwargs) -> nn.Sequential:
+        """Build one stage (subclasses add block arguments, e.g. ResNeXt's groups)."""
+        return make_res_layer(*args, **kwargs)
+
     def _make_stem(self, in_channels: int, stem_channels: int) -> None:
         if self.deep_stem:
             # ResNet-C stem: three 3x3 convs (stem.0/3/6) with norms (stem.1/4/7) and ReLUs
             half = stem_channels // 2
+            conv_cfg = self.conv_cfg
             self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, half, 3, stride=2, padding=1, bias=False),
+                build_conv_layer(conv_cfg, in_channels, half, 3, stride=2, padding=1, bias=False),
                 build_norm_layer(self.norm_cfg, half), nn.ReLU(inplace=True),
-                nn.Conv2d(half, half, 3, stride=1, padding=1, bias=False),
+                build_conv_layer(conv_cfg, half, half, 3, stride=1, padding=1, bias=False),
                 build_norm_layer(self.norm_cfg, half), nn.ReLU(inplace=True),
-                nn.Conv2d(half, stem_channels, 3, stride=1, padding=1, bias=False),
+                build_conv_layer(conv_cfg, half, stem_channels, 3, stride=1, padding=1,
+                                 bias=False),
                 build_norm_layer(self.norm_cfg, stem_channels), nn.ReLU(inplace=True))
         else:
-            self.conv1 = nn.Conv2d(in_channels, stem_channels, 7, stride=2, padding=3,
-                                   bias=False)
+            self.conv1 = build_conv_layer(self.conv_cfg, in_channels, stem_channels, 7, stride=2,
+                                          padding=3, bias=False)
             self.norm1_name = norm_name(self.norm_cfg, 1)
             self.add_module(self.norm1_name, build_norm_layer(self.norm_cfg, stem_channels))
             self.relu = nn.ReLU(inplace=True)
@@ -262,6 +344,8 @@ class ResNet(nn.Module):
     def _init_random(self) -> None:
         # mmdet ResNet init_cfg: Kaiming(Conv2d) = normal, fan_out, ReLU gain; Constant(1) on
         # norms; Constant(0) on norm3 (Bottleneck) / norm2 (BasicBlock) when zero_init_residual.
+        # Deformable convs keep mmcv's own init, their conv_offset zero (mmdet 2.x ResNet
+        # re-zeroes conv2.conv_offset after the Kaiming pass).
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -270,6 +354,9 @@ class ResNet(nn.Module):
             elif isinstance(m, (_BatchNorm, nn.GroupNorm)) and m.weight is not None:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, (DeformConv2d, ModulatedDeformConv2d)):
+                m.init_weights()
         if self.zero_init_residual:
             for m in self.modules():
                 last = (m.norm3 if isinstance(m, Bottleneck)
@@ -305,8 +392,8 @@ class ResNet(nn.Module):
         own = self.state_dict()
         matched = {k: v for k, v in state.items() if k in own}
         if not matched:
-            raise CheckpointError(f"{path}: no key matches the ResNet-{self.depth} backbone "
-                                  f"(prefix={prefix!r})")
+            raise CheckpointError(f"{path}: no key matches the {type(self).__name__}-{self.depth}"
+                                  f" backbone (prefix={prefix!r})")
         for key, value in matched.items():
             if value.shape != own[key].shape:
                 raise CheckpointError(f"{path}: {key} has shape {tuple(value.shape)}, the "

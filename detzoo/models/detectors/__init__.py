@@ -1,4 +1,6 @@
 from .base import BaseDetector
-from .two_stage import FasterRCNN, TwoStageDetector
+from .fast_rcnn import FastRCNN
+from .rpn import RPN
+from .two_stage import CascadeRCNN, FasterRCNN, MaskRCNN, TwoStageDetector
 
-__all__ = ["BaseDetector", "FasterRCNN", "TwoStageDetector"]
+__all__ = ["BaseDetector", "CascadeRCNN", "FastRCNN", "FasterRCNN", "MaskRCNN", "RPN", "TwoStageDetector"]

@@ -42,7 +42,7 @@ class TwoStageDetector(BaseDetector):
         ignore = batch.get("gt_bboxes_ignore")
         losses, proposals = self.rpn_head.forward_train(feats, img_metas, batch["gt_bboxes"], ignore)
         losses.update(self.roi_head.forward_train(feats, img_metas, proposals, batch["gt_bboxes"],
-                                                  batch["gt_labels"], ignore))
+                                                  batch["gt_labels"], ignore, gt_masks=batch.get("gt_masks")))
         return losses
 
     def predict(self, img: torch.Tensor, img_metas: List[dict], rescale: bool = True) -> List[DetResult]:
@@ -53,3 +53,14 @@ class TwoStageDetector(BaseDetector):
 
 class FasterRCNN(TwoStageDetector):
     """Faster R-CNN (Ren et al., 2015) with FPN: a two-stage detector with an RPN."""
+
+
+class MaskRCNN(TwoStageDetector):
+    """Mask R-CNN (He et al., 2017): Faster R-CNN whose RoI head also has an FCN mask branch
+    (``StandardRoIHead(mask_roi_extractor=..., mask_head=FCNMaskHead(...))``). Results carry
+    ``masks`` bool [N, H, W] in the original image."""
+
+
+class CascadeRCNN(TwoStageDetector):
+    """Cascade R-CNN and Cascade Mask R-CNN (Cai & Vasconcelos, 2018): an RPN followed by a
+    ``CascadeRoIHead``; ``train_cfg['rcnn']`` is a list with one dict per stage."""

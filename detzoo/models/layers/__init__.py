@@ -1,8 +1,10 @@
 """Building blocks shared by backbones, necks and heads."""
-from .conv_module import ConvModule, build_activation_layer, build_conv_layer
+from .conv_module import CONV_TYPES, ConvModule, build_activation_layer, build_conv_layer
+from .conv_ws import ConvWS2d, standardize_weight
 from .norm import NORM_TYPES, FrozenBatchNorm2d, build_norm_layer, norm_name
 
 __all__ = [
-    "ConvModule", "build_activation_layer", "build_conv_layer",
+    "CONV_TYPES", "ConvModule", "build_activation_layer", "build_conv_layer",
+    "ConvWS2d", "standardize_weight",
     "NORM_TYPES", "FrozenBatchNorm2d", "build_norm_layer", "norm_name",
 ]

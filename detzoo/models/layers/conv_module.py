@@ -1,6 +1,7 @@
 """Conv -> norm -> activation block with mmcv ``ConvModule`` attribute names.
 
-Submodules are ``conv`` (``nn.Conv2d``), the norm layer under its mmcv abbreviation (``bn`` or
+Submodules are ``conv`` (``nn.Conv2d``, or the ``conv_cfg`` type: ``ConvWS``, ``DCN``,
+``DCNv2``, see :func:`build_conv_layer`), the norm layer under its mmcv abbreviation (``bn`` or
 ``gn``, see :func:`detzoo.models.layers.norm.norm_name`) and ``activate``, so MMDetection keys
 like ``neck.lateral_convs.0.conv.weight`` or ``bbox_head.cls_convs.0.gn.weight`` load as they are.
 """
@@ -10,10 +11,12 @@ import torch
 from torch import nn
 
 from detzoo.errors import ConfigError
+from detzoo.ops.deform_conv import DeformConv2dPack, ModulatedDeformConv2dPack
 
+from .conv_ws import ConvWS2d
 from .norm import build_norm_layer, norm_name
 
-__all__ = ["ConvModule", "build_activation_layer", "build_conv_layer"]
+__all__ = ["CONV_TYPES", "ConvModule", "build_activation_layer", "build_conv_layer"]
 
 # Activations whose torch class takes an ``inplace`` flag (mmcv passes ``inplace`` to all but
 # Tanh, PReLU, Sigmoid, HSigmoid, Swish and GELU).
@@ -47,14 +50,36 @@ def build_activation_layer(act_cfg: dict, inplace: bool = True) -> nn.Module:
         raise ConfigError(f"act_cfg {act_cfg!r}: {err}") from None
 
 
-def build_conv_layer(conv_cfg: dict | None, *args, **kwargs) -> nn.Conv2d:
-    """Only plain convolutions (``None``, ``dict(type="Conv")`` or ``"Conv2d"``) are supported."""
-    if conv_cfg is not None:
-        if not isinstance(conv_cfg, dict) or conv_cfg.get("type") not in ("Conv", "Conv2d"):
-            raise ConfigError(f"conv_cfg {conv_cfg!r}: only type 'Conv'/'Conv2d' is supported")
-        extra = {k: v for k, v in conv_cfg.items() if k != "type"}
-        kwargs = {**kwargs, **extra}
-    return nn.Conv2d(*args, **kwargs)
+# mmcv CONV_LAYERS names: Conv/Conv2d, ConvWS (cnn/bricks/conv_ws.py), DCN and DCNv2
+# (ops/deform_conv.py DeformConv2dPack, ops/modulated_deform_conv.py ModulatedDeformConv2dPack)
+CONV_TYPES = {"Conv": nn.Conv2d, "Conv2d": nn.Conv2d, "ConvWS": ConvWS2d,
+              "DCN": DeformConv2dPack, "DCNv2": ModulatedDeformConv2dPack}
+
+
+def build_conv_layer(conv_cfg: dict | None, *args, **kwargs) -> nn.Module:
+    """``conv_cfg`` (None = plain ``nn.Conv2d``) -> conv layer built with ``*args, **kwargs``.
+
+    Types: ``"Conv"``/``"Conv2d"`` (``nn.Conv2d``), ``"ConvWS"`` (weight standardisation,
+    :class:`~detzoo.models.layers.conv_ws.ConvWS2d`), ``"DCN"`` / ``"DCNv2"`` (deformable conv
+    v1 / modulated v2 predicting their own offsets, :mod:`detzoo.ops.deform_conv`). Other keys
+    of ``conv_cfg`` are constructor arguments (e.g. ``deform_groups``; the old name
+    ``deformable_groups`` is accepted, as mmcv does).
+    """
+    types = CONV_TYPES
+    if conv_cfg is None:
+        return nn.Conv2d(*args, **kwargs)
+    if not isinstance(conv_cfg, dict) or conv_cfg.get("type") not in types:
+        raise ConfigError(f"conv_cfg {conv_cfg!r}: type must be one of {', '.join(types)}")
+    extra = {k: v for k, v in conv_cfg.items() if k != "type"}
+    if "deformable_groups" in extra:
+        extra.setdefault("deform_groups", extra.pop("deformable_groups"))
+    if conv_cfg["type"] == "DCN" and kwargs.get("bias"):
+        raise ConfigError(f"conv_cfg {conv_cfg!r}: DCN (v1) has no bias; give bias=False (a "
+                          "norm after it) or use DCNv2")
+    try:
+        return types[conv_cfg["type"]](*args, **{**kwargs, **extra})
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"conv_cfg {conv_cfg!r}: {err}") from None
 
 
 class ConvModule(nn.Module):
@@ -109,10 +134,14 @@ class ConvModule(nn.Module):
             nonlinearity, slope = "leaky_relu", self.act_cfg.get("negative_slope", 0.01)
         else:
             nonlinearity, slope = "relu", 0.0
-        nn.init.kaiming_normal_(self.conv.weight, a=slope, mode="fan_out",
-                                nonlinearity=nonlinearity)
-        if self.conv.bias is not None:
-            nn.init.zeros_(self.conv.bias)
+        if hasattr(self.conv, "init_weights"):
+            # deformable convs keep their own init (zero offsets), as in mmcv's ConvModule
+            self.conv.init_weights()
+        else:
+            nn.init.kaiming_normal_(self.conv.weight, a=slope, mode="fan_out",
+                                    nonlinearity=nonlinearity)
+            if self.conv.bias is not None:
+                nn.init.zeros_(self.conv.bias)
         norm = self.norm
         if norm is not None and getattr(norm, "weight", None) is not None:
             with torch.no_grad():

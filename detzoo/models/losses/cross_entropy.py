@@ -7,6 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from detzoo.errors import ConfigError
+
 from .reduction import weight_reduce_loss
 
 
@@ -24,6 +26,10 @@ class CrossEntropyLoss(nn.Module):
     """cls_score [N, C] (softmax: C includes background) and integer labels [N].
 
     use_sigmoid: per-class binary cross-entropy where label ``C`` (background) is all zeros.
+    use_mask: MMDetection's ``mask_cross_entropy`` for Mask R-CNN, called in its argument order
+    ``loss(mask_logits [P, C, S, S], mask_targets [P, S, S], roi_labels [P])``: the third
+    argument is each RoI's class label, which picks the logit channel; binary cross-entropy with
+    logits against the 0/1 targets, averaged over all P * S * S elements (reduction "mean").
     """
 
     def __init__(self, use_sigmoid: bool = False, use_mask: bool = False, reduction: str = "mean",
@@ -32,6 +38,10 @@ class CrossEntropyLoss(nn.Module):
         super().__init__()
         if use_sigmoid and use_mask:
             raise ValueError("use_sigmoid and use_mask are exclusive")
+        if use_mask and class_weight is not None:
+            # MMDetection hands class_weight to BCE as an element weight over the mask's last
+            # axis, which is not a per-class weight; refuse rather than copy that.
+            raise ConfigError("CrossEntropyLoss: class_weight is not supported with use_mask=True")
         self.use_sigmoid = use_sigmoid
         self.use_mask = use_mask
         self.reduction = reduction
@@ -45,7 +55,7 @@ class CrossEntropyLoss(nn.Module):
         reduction = reduction_override or self.reduction
         class_weight = (cls_score.new_tensor(self.class_weight) if self.class_weight is not None else None)
         if self.use_mask:
-            raise NotImplementedError("mask cross-entropy arrives with the mask head")
+            return self.loss_weight * self._mask_loss(cls_score, label, weight, reduction, avg_factor)
         if self.use_sigmoid:
             if label.dim() == cls_score.dim():
                 target, weight_e = label.float(), (None if weight is None else weight.float())
@@ -64,3 +74,16 @@ class CrossEntropyLoss(nn.Module):
                 avg_factor = (label != self.ignore_index).sum().item()
             loss = weight_reduce_loss(loss, weight, reduction, avg_factor)
         return self.loss_weight * loss
+
+    @staticmethod
+    def _mask_loss(mask_logits: torch.Tensor, targets: torch.Tensor, roi_labels: Optional[torch.Tensor],
+                   reduction: str, avg_factor: Optional[float]) -> torch.Tensor:
+        if roi_labels is None:
+            raise ValueError("CrossEntropyLoss(use_mask=True) needs the RoI labels [P] as third argument")
+        if mask_logits.dim() != 4 or targets.shape != (mask_logits.shape[0],) + mask_logits.shape[2:]:
+            raise ValueError(f"mask loss: expected logits [P, C, S, S] and targets [P, S, S], got "
+                             f"{tuple(mask_logits.shape)} and {tuple(targets.shape)}")
+        rois = torch.arange(mask_logits.shape[0], device=mask_logits.device)
+        selected = mask_logits[rois, roi_labels.long()]
+        loss = F.binary_cross_entropy_with_logits(selected, targets.to(selected.dtype), reduction="none")
+        return weight_reduce_loss(loss, None, reduction, avg_factor)

@@ -1,5 +1,8 @@
-from .bbox_heads import Shared2FCBBoxHead
+from .base_roi_head import BaseRoIHead, boxes_to_rois
+from .bbox_heads import ConvFCBBoxHead, Shared2FCBBoxHead, Shared4Conv1FCBBoxHead
+from .cascade_roi_head import CascadeRoIHead
 from .roi_extractors import SingleRoIExtractor
-from .standard_roi_head import StandardRoIHead, boxes_to_rois
+from .standard_roi_head import StandardRoIHead
 
-__all__ = ["Shared2FCBBoxHead", "SingleRoIExtractor", "StandardRoIHead", "boxes_to_rois"]
+__all__ = ["BaseRoIHead", "CascadeRoIHead", "ConvFCBBoxHead", "Shared2FCBBoxHead", "Shared4Conv1FCBBoxHead", "SingleRoIExtractor", "StandardRoIHead",
+           "boxes_to_rois"]

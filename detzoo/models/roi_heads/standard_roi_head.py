@@ -1,4 +1,5 @@
-"""The second stage of Faster R-CNN: sample proposals, pool, classify and refine boxes."""
+"""The second stage of Faster / Mask R-CNN: sample proposals, pool, classify, refine boxes and
+(optionally) segment each detection."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
@@ -8,55 +9,68 @@ import torch.nn as nn
 
 from detzoo.structures import DetResult
 from ..build import build_if_needed
+from .base_roi_head import BaseRoIHead, assign_and_sample, boxes_to_rois, mask_forward_train
+
+__all__ = ["StandardRoIHead", "boxes_to_rois"]
 
 
-def boxes_to_rois(box_lists: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Per image [K_i, >=4] boxes -> [sum K_i, 5] RoIs whose first column is the image index."""
-    rois = [torch.cat([b.new_full((b.shape[0], 1), i), b[:, :4]], dim=1) for i, b in enumerate(box_lists)]
-    return torch.cat(rois, dim=0)
+class StandardRoIHead(BaseRoIHead):
+    """Box branch (+ mask branch when ``mask_head`` is given) of a two-stage detector
+    (MMDetection ``StandardRoIHead``).
 
+    Training (``train_cfg``: assigner, sampler, pos_weight, mask_size): per image, assign proposals
+    to ground truth, sample positives/negatives (ground truth added as proposals), pool their
+    features and compute the box losses; the mask head is trained on the positives only, against
+    the ground-truth masks cropped to each positive box at ``mask_size``. Test (``test_cfg``:
+    score_thr, nms, max_per_img, mask_thr_binary): pool the proposals, score, decode per class,
+    class-wise NMS; masks are predicted for the kept boxes and pasted into the image.
 
-class StandardRoIHead(nn.Module):
-    """Box branch of a two-stage detector (MMDetection ``StandardRoIHead``, boxes only for now).
-
-    Training (``train_cfg``: assigner, sampler, pos_weight): per image, assign proposals to ground
-    truth, sample positives/negatives (ground truth added as proposals), pool their features and
-    compute the box head losses. Test (``test_cfg``: score_thr, nms, max_per_img): pool the
-    proposals, score, decode per class, rescale, class-wise NMS.
+    ``mask_roi_extractor=None`` with a mask head re-uses the box branch's extractor.
     """
 
     def __init__(self, bbox_roi_extractor: nn.Module, bbox_head: nn.Module,
+                 mask_roi_extractor: Optional[nn.Module] = None, mask_head: Optional[nn.Module] = None,
                  train_cfg: Optional[dict] = None, test_cfg: Optional[dict] = None):
         super().__init__()
         self.bbox_roi_extractor = build_if_needed(bbox_roi_extractor)
         self.bbox_head = build_if_needed(bbox_head)
+        self.mask_head = build_if_needed(mask_head)
+        if self.mask_head is not None:
+            self.mask_roi_extractor = (build_if_needed(mask_roi_extractor) if mask_roi_extractor is not None
+                                       else self.bbox_roi_extractor)
         self.train_cfg: Optional[dict] = None
         self.test_cfg: Optional[dict] = None
         self.set_cfgs(train_cfg, test_cfg)
 
     def set_cfgs(self, train_cfg: Optional[dict], test_cfg: Optional[dict]) -> None:
         if train_cfg is not None:
-            train_cfg = dict(train_cfg)
-            train_cfg["assigner"] = build_if_needed(train_cfg["assigner"])
-            train_cfg["sampler"] = build_if_needed(train_cfg["sampler"])
-            self.train_cfg = train_cfg
+            self.train_cfg = self._build_stage_cfg(train_cfg)
         if test_cfg is not None:
             self.test_cfg = dict(test_cfg)
 
     def forward_train(self, feats: Sequence[torch.Tensor], img_metas: List[dict], proposals: List[torch.Tensor],
                       gt_bboxes: List[torch.Tensor], gt_labels: List[torch.Tensor],
-                      gt_bboxes_ignore: Optional[List[torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
-        assigner, sampler = self.train_cfg["assigner"], self.train_cfg["sampler"]
-        samples = []
-        for i in range(len(img_metas)):
-            boxes = proposals[i][:, :4]
-            ignore = None if gt_bboxes_ignore is None else gt_bboxes_ignore[i]
-            assign_result = assigner.assign(boxes, gt_bboxes[i], ignore, gt_labels[i])
-            samples.append(sampler.sample(assign_result, boxes, gt_bboxes[i], gt_labels[i]))
+                      gt_bboxes_ignore: Optional[List[torch.Tensor]] = None,
+                      gt_masks: Optional[list] = None) -> Dict[str, torch.Tensor]:
+        cfg = self.train_cfg
+        samples = assign_and_sample(cfg["assigner"], cfg["sampler"], proposals, gt_bboxes, gt_labels,
+                                    gt_bboxes_ignore)
         rois = boxes_to_rois([s.bboxes for s in samples])
         cls_score, bbox_pred = self.bbox_head(self.bbox_roi_extractor(feats, rois))
-        targets = self.bbox_head.get_targets(samples, self.train_cfg.get("pos_weight", -1))
-        return self.bbox_head.loss(cls_score, bbox_pred, rois, *targets)
+        targets = self.bbox_head.get_targets(samples, cfg.get("pos_weight", -1))
+        losses = self.bbox_head.loss(cls_score, bbox_pred, rois, *targets)
+        if self.with_mask:
+            if gt_masks is None:
+                raise ValueError("the model has a mask head but the batch has no 'gt_masks': load them with "
+                                 "LoadAnnotations(with_mask=True) and keep 'gt_masks' in Collect")
+            losses.update(mask_forward_train(self.mask_roi_extractor, self.mask_head, feats, samples, gt_masks,
+                                             cfg.get("mask_size", 28)))
+        return losses
+
+    def mask_probs(self, feats: Sequence[torch.Tensor], mask_rois: torch.Tensor,
+                   labels: torch.Tensor) -> torch.Tensor:
+        logits = self.mask_head(self.mask_roi_extractor(feats, mask_rois))
+        return self.mask_head.mask_probs(logits, labels)
 
     def simple_test(self, feats: Sequence[torch.Tensor], proposals: List[torch.Tensor], img_metas: List[dict],
                     rescale: bool = True) -> List[DetResult]:
@@ -66,5 +80,10 @@ class StandardRoIHead(nn.Module):
         results = []
         for img_rois, scores, deltas, meta in zip(rois.split(counts), cls_score.split(counts),
                                                   bbox_pred.split(counts), img_metas):
-            results.append(self.bbox_head.predict_single(img_rois, scores, deltas, meta, self.test_cfg, rescale))
+            # with masks, boxes stay in input pixels until the masks have been pooled from them and
+            # are rescaled after NMS (MMDetection 3.x StandardRoIHead.predict: bbox_rescale=False)
+            results.append(self.bbox_head.predict_single(img_rois, scores, deltas, meta, self.test_cfg,
+                                                         rescale=rescale and not self.with_mask))
+        if self.with_mask:
+            return self.add_masks(feats, results, img_metas, rescale)
         return results

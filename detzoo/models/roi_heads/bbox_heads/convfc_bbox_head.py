@@ -11,20 +11,25 @@ from detzoo.ops import multiclass_nms
 from detzoo.structures import DetResult
 from ...losses import accuracy
 from ...build import build_if_needed
+from ...layers import ConvModule
 from ...task_modules import SamplingResult
 
 
-class Shared2FCBBoxHead(nn.Module):
-    """Flatten [K, C, S, S] -> fc -> relu -> fc -> relu -> (fc_cls [K, num_classes + 1],
-    fc_reg [K, 4 * num_classes] or [K, 4] when class-agnostic).
+class ConvFCBBoxHead(nn.Module):
+    """[K, C, S, S] RoI features -> ``num_shared_convs`` x (3x3 conv [+ norm] + ReLU) -> flatten ->
+    ``num_shared_fcs`` x (fc + ReLU) -> (fc_cls [K, num_classes + 1], fc_reg [K, 4 * num_classes]
+    or [K, 4] when class-agnostic). MMDetection ``ConvFCBBoxHead`` with shared branches only.
 
     Class index ``num_classes`` is background (MMDetection >= 2.0 order). Layer names follow
-    MMDetection so its checkpoints load: shared_fcs.{0,1}, fc_cls, fc_reg.
+    MMDetection so its checkpoints load: shared_convs.{i}.conv (+ .gn/.bn), shared_fcs.{i},
+    fc_cls, fc_reg.
     """
 
     def __init__(self, num_classes: int, bbox_coder, loss_cls, loss_bbox, in_channels: int = 256,
-                 fc_out_channels: int = 1024, roi_feat_size: int = 7, num_shared_fcs: int = 2,
-                 reg_class_agnostic: bool = False, reg_decoded_bbox: bool = False):
+                 fc_out_channels: int = 1024, roi_feat_size: int = 7, num_shared_convs: int = 0,
+                 num_shared_fcs: int = 2, conv_out_channels: int = 256, conv_cfg: Optional[dict] = None,
+                 norm_cfg: Optional[dict] = None, reg_class_agnostic: bool = False,
+                 reg_decoded_bbox: bool = False):
         super().__init__()
         self.num_classes = num_classes
         self.bbox_coder = build_if_needed(bbox_coder)
@@ -32,16 +37,23 @@ class Shared2FCBBoxHead(nn.Module):
         self.loss_bbox = build_if_needed(loss_bbox)
         self.reg_class_agnostic = reg_class_agnostic
         self.reg_decoded_bbox = reg_decoded_bbox
-        in_features = in_channels * roi_feat_size * roi_feat_size
+        self.shared_convs = nn.ModuleList(
+            ConvModule(in_channels if i == 0 else conv_out_channels, conv_out_channels, 3, padding=1,
+                       conv_cfg=conv_cfg, norm_cfg=norm_cfg)
+            for i in range(num_shared_convs))
+        last = (conv_out_channels if num_shared_convs > 0 else in_channels) * roi_feat_size * roi_feat_size
         self.shared_fcs = nn.ModuleList()
         for i in range(num_shared_fcs):
-            self.shared_fcs.append(nn.Linear(in_features if i == 0 else fc_out_channels, fc_out_channels))
-        last = fc_out_channels if num_shared_fcs > 0 else in_features
+            self.shared_fcs.append(nn.Linear(last if i == 0 else fc_out_channels, fc_out_channels))
+        if num_shared_fcs > 0:
+            last = fc_out_channels
         self.fc_cls = nn.Linear(last, num_classes + 1)
         self.fc_reg = nn.Linear(last, 4 if reg_class_agnostic else 4 * num_classes)
         self.init_weights()
 
     def init_weights(self) -> None:
+        """fcs Xavier-uniform, classifier N(0, 0.01), regressor N(0, 0.001), zero biases (MMDetection);
+        the convs keep ConvModule's Kaiming init."""
         for fc in self.shared_fcs:
             nn.init.xavier_uniform_(fc.weight)
             nn.init.zeros_(fc.bias)
@@ -51,6 +63,8 @@ class Shared2FCBBoxHead(nn.Module):
         nn.init.zeros_(self.fc_reg.bias)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        for conv in self.shared_convs:
+            x = conv(x)
         x = x.flatten(1)
         for fc in self.shared_fcs:
             x = F.relu(fc(x), inplace=True)
@@ -103,6 +117,37 @@ class Shared2FCBBoxHead(nn.Module):
             losses["loss_bbox"] = bbox_pred[pos].sum()
         return losses
 
+    # -- cascade refinement ----------------------------------------------------------------------
+    def regress_by_class(self, rois: torch.Tensor, labels: torch.Tensor, bbox_pred: torch.Tensor,
+                         img_shapes: torch.Tensor) -> torch.Tensor:
+        """Apply each RoI's deltas for ``labels`` (or its class-agnostic deltas).
+
+        rois [K, 5] (image index first); labels [K] in [0, num_classes); bbox_pred [K, 4 or 4C];
+        img_shapes [num_images, 2] (h, w) to clip to. Returns boxes [K, 4].
+        """
+        if not self.reg_class_agnostic and bbox_pred.shape[1] > 4:
+            rows = torch.arange(bbox_pred.shape[0], device=bbox_pred.device)
+            bbox_pred = bbox_pred.reshape(bbox_pred.shape[0], -1, 4)[rows, labels]
+        max_shape = img_shapes[rois[:, 0].long()]
+        return self.bbox_coder.decode(rois[:, 1:], bbox_pred, max_shape=max_shape)
+
+    @torch.no_grad()
+    def refine_bboxes(self, samples: List[SamplingResult], rois: torch.Tensor, cls_score: torch.Tensor,
+                      bbox_pred: torch.Tensor, labels: torch.Tensor, img_metas: List[dict]) -> List[torch.Tensor]:
+        """The next cascade stage's proposals from this stage's sampled RoIs (MMDetection
+        ``BBoxHead.refine_bboxes``): each RoI is regressed by its target class (its predicted
+        foreground class when it was sampled as background), and the ground-truth boxes the sampler
+        added are dropped. Returns per image [K_i, 4] boxes in input pixels."""
+        labels = torch.where(labels == self.num_classes, cls_score[:, :-1].argmax(dim=1), labels)
+        img_shapes = rois.new_tensor([meta["img_shape"][:2] for meta in img_metas])
+        boxes = self.regress_by_class(rois, labels, bbox_pred, img_shapes)
+        # RoIs are laid out image by image, positives first (SamplingResult.bboxes)
+        keep = torch.cat([torch.cat([~s.pos_is_gt.bool(),
+                                     s.pos_is_gt.new_ones(s.neg_bboxes.shape[0], dtype=torch.bool)])
+                          for s in samples])
+        counts = [s.pos_bboxes.shape[0] + s.neg_bboxes.shape[0] for s in samples]
+        return [b[k] for b, k in zip(boxes.split(counts), keep.split(counts))]
+
     # -- inference -----------------------------------------------------------------------------
     def predict_single(self, rois: torch.Tensor, cls_score: torch.Tensor, bbox_pred: torch.Tensor,
                        img_meta: dict, cfg: dict, rescale: bool = True) -> DetResult:
@@ -115,3 +160,25 @@ class Shared2FCBBoxHead(nn.Module):
         dets, labels = multiclass_nms(boxes, scores, cfg["score_thr"], cfg["nms"]["iou_threshold"],
                                       cfg.get("max_per_img", -1))
         return DetResult(dets[:, :4], dets[:, 4], labels)
+
+
+class Shared2FCBBoxHead(ConvFCBBoxHead):
+    """Two shared fcs (Faster R-CNN's box head): ``ConvFCBBoxHead(num_shared_fcs=2)``."""
+
+    def __init__(self, num_classes: int, bbox_coder, loss_cls, loss_bbox, in_channels: int = 256,
+                 fc_out_channels: int = 1024, roi_feat_size: int = 7, **kwargs):
+        kwargs.setdefault("num_shared_fcs", 2)
+        super().__init__(num_classes, bbox_coder, loss_cls, loss_bbox, in_channels=in_channels,
+                         fc_out_channels=fc_out_channels, roi_feat_size=roi_feat_size, **kwargs)
+
+
+class Shared4Conv1FCBBoxHead(ConvFCBBoxHead):
+    """Four shared 3x3 convs then one fc (the GN / GN+WS configs' box head, usually with
+    ``norm_cfg=dict(type="GN", num_groups=32)``)."""
+
+    def __init__(self, num_classes: int, bbox_coder, loss_cls, loss_bbox, in_channels: int = 256,
+                 fc_out_channels: int = 1024, roi_feat_size: int = 7, **kwargs):
+        kwargs.setdefault("num_shared_convs", 4)
+        kwargs.setdefault("num_shared_fcs", 1)
+        super().__init__(num_classes, bbox_coder, loss_cls, loss_bbox, in_channels=in_channels,
+                         fc_out_channels=fc_out_channels, roi_feat_size=roi_feat_size, **kwargs)

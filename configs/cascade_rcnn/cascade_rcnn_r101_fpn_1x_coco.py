@@ -1,0 +1,4 @@
+"""Cascade R-CNN, ResNet-101 FPN, 1x schedule on COCO (MMDetection box AP 42.0)."""
+from .cascade_rcnn_r50_fpn_1x_coco import *  # noqa: F401,F403
+
+model["backbone"]["depth"] = 101  # noqa: F405

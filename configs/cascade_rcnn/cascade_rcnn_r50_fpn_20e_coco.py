@@ -1,0 +1,5 @@
+"""Cascade R-CNN, ResNet-50 FPN, 20-epoch schedule on COCO (MMDetection box AP 41.0)."""
+from .._base_.datasets.coco_detection import *  # noqa: F401,F403
+from .._base_.default_runtime import *  # noqa: F401,F403
+from .._base_.models.cascade_rcnn_r50_fpn import model  # noqa: F401
+from .._base_.schedules.schedule_20e import *  # noqa: F401,F403

@@ -1,0 +1,3 @@
+"""Fast R-CNN, ResNet-50 FPN, 2x schedule on COCO (proposals of rpn_r50_fpn_1x_coco)."""
+from .fast_rcnn_r50_fpn_1x_coco import *  # noqa: F401,F403
+from .._base_.schedules.schedule_2x import *  # noqa: F401,F403  (after: the schedule wins)

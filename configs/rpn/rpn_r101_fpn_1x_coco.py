@@ -1,0 +1,4 @@
+"""RPN, ResNet-101 FPN, 1x schedule on COCO (MMDetection AR@1000 59.7)."""
+from .rpn_r50_fpn_1x_coco import *  # noqa: F401,F403
+
+model["backbone"]["depth"] = 101  # noqa: F405
