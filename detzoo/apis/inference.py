@@ -39,13 +39,19 @@ def init_detector(config, checkpoint: Optional[str] = None, device: Union[str, t
     """Build a detector from a config (path, zoo name or loaded Config) and load weights.
 
     The returned model is in eval mode on ``device``, with ``model.cfg`` (the resolved config)
-    and ``model.class_names`` set. ``allow_pickle`` permits legacy checkpoints that need full
-    unpickling (this can run arbitrary code: only for files you trust).
+    and ``model.class_names`` set. ``checkpoint="zoo"`` takes the published weights of the
+    model-zoo entry ``config`` names (downloaded once into ``$DETZOO_HOME``, see detzoo.zoo.hub).
+    ``allow_pickle`` permits legacy checkpoints that need full unpickling (this can run arbitrary
+    code: only for files you trust).
     """
     from detzoo.config import Config, load_config
     from detzoo.engine.checkpoint import load_checkpoint, load_model_weights
     from detzoo.models.builder import _num_classes, build_detector
 
+    if checkpoint == "zoo":  # the zoo row's config and its published weights (downloaded, cached)
+        from detzoo.zoo.hub import resolve_zoo_checkpoint
+
+        config, checkpoint = resolve_zoo_checkpoint(config)
     cfg = config if isinstance(config, Config) else load_config(config)
     cfg = copy.deepcopy(cfg)
     if cfg_options:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
 
@@ -13,6 +14,7 @@ COMMANDS = {
     "test": ("detzoo.cli.test", "evaluate a checkpoint on a config's test set"),
     "infer": ("detzoo.cli.infer", "detect objects in images and draw them"),
     "eval-results": ("detzoo.cli.eval_results", "COCO metrics of a detection-results file"),
+    "zoo": ("detzoo.cli.zoo", "the model-zoo index: list, show and download checkpoints"),
 }
 
 
@@ -42,6 +44,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"detzoo {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`detzoo zoo list | head`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
