@@ -1,7 +1,7 @@
 """Machinery shared by every anchor-based dense head: anchors per image, flattening of the
 per-level maps, target assignment and sampling, the classification/regression losses, and
-top-k + NMS post-processing. Subclasses define the conv layers (``_init_layers`` and
-``forward_single``) and, where needed, their own post-processing.
+the test-time post-processing of ``BaseDenseHead`` (score threshold and top-k per level, decode,
+class-wise NMS). Subclasses define the conv layers (``_init_layers`` and ``forward_single``).
 """
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from detzoo.ops import multiclass_nms
-from detzoo.structures import DetResult
 from ..build import build_if_needed
 from ..task_modules import PseudoSampler
+from .base_dense_head import BaseDenseHead
 
 
 def flatten_levels(maps: Sequence[torch.Tensor], channels: int) -> torch.Tensor:
@@ -22,7 +21,7 @@ def flatten_levels(maps: Sequence[torch.Tensor], channels: int) -> torch.Tensor:
     return torch.cat([m.permute(0, 2, 3, 1).reshape(batch, -1, channels) for m in maps], dim=1)
 
 
-class AnchorHead(nn.Module):
+class AnchorHead(BaseDenseHead):
     """Base of anchor-based heads.
 
     Args:
@@ -93,6 +92,10 @@ class AnchorHead(nn.Module):
     def anchors_of(self, cls_scores: Sequence[torch.Tensor]) -> List[torch.Tensor]:
         featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
         return self.anchor_generator.grid_anchors(featmap_sizes, device=cls_scores[0].device)
+
+    def priors_of(self, featmap_sizes: Sequence[Tuple[int, int]], device) -> List[torch.Tensor]:
+        """Per level [H * W * A, 4] anchors (the priors of ``BaseDenseHead`` post-processing)."""
+        return self.anchor_generator.grid_anchors(featmap_sizes, device=device)
 
     # -- training ------------------------------------------------------------------------------
     def _targets_single(self, anchors: torch.Tensor, valid: torch.Tensor, gt_bboxes: torch.Tensor,
@@ -169,35 +172,3 @@ class AnchorHead(nn.Module):
         loss_bbox = self.loss_bbox(reg, bbox_targets.reshape(-1, 4), bbox_weights.reshape(-1, 4),
                                    avg_factor=num_samples)
         return {"loss_cls": loss_cls, "loss_bbox": loss_bbox}
-
-    # -- inference -----------------------------------------------------------------------------
-    def predict(self, feats: Sequence[torch.Tensor], img_metas: List[dict], rescale: bool = True) -> List[DetResult]:
-        """Class-aware detections per image (RetinaNet-style heads)."""
-        cls_scores, bbox_preds = self(feats)
-        anchors = self.anchors_of(cls_scores)
-        return [self._predict_single([c[i] for c in cls_scores], [b[i] for b in bbox_preds], anchors,
-                                     meta, rescale) for i, meta in enumerate(img_metas)]
-
-    def _predict_single(self, cls_scores, bbox_preds, anchors, img_meta, rescale) -> DetResult:
-        cfg = self.test_cfg
-        nms_pre = cfg.get("nms_pre", -1)
-        boxes_all, scores_all = [], []
-        for cls_score, bbox_pred, level_anchors in zip(cls_scores, bbox_preds, anchors):
-            scores = cls_score.permute(1, 2, 0).reshape(-1, self.cls_out_channels)
-            scores = scores.sigmoid() if self.use_sigmoid_cls else scores.softmax(-1)
-            deltas = bbox_pred.permute(1, 2, 0).reshape(-1, 4)
-            if 0 < nms_pre < scores.shape[0]:
-                fg = scores if self.use_sigmoid_cls else scores[:, :-1]
-                keep = fg.max(dim=1).values.topk(nms_pre).indices
-                scores, deltas, level_anchors = scores[keep], deltas[keep], level_anchors[keep]
-            boxes_all.append(self.bbox_coder.decode(level_anchors, deltas, max_shape=img_meta["img_shape"]))
-            scores_all.append(scores)
-        boxes = torch.cat(boxes_all)
-        scores = torch.cat(scores_all)
-        if rescale:
-            boxes = boxes / boxes.new_tensor(img_meta["scale_factor"])
-        if self.use_sigmoid_cls:  # multiclass_nms expects a trailing background column
-            scores = torch.cat([scores, scores.new_zeros((scores.shape[0], 1))], dim=1)
-        dets, labels = multiclass_nms(boxes, scores, cfg["score_thr"], cfg["nms"]["iou_threshold"],
-                                      cfg.get("max_per_img", -1))
-        return DetResult(dets[:, :4], dets[:, 4], labels)

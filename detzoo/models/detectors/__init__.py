@@ -1,6 +1,8 @@
 from .base import BaseDetector
 from .fast_rcnn import FastRCNN
 from .rpn import RPN
+from .single_stage import SingleStageDetector
 from .two_stage import CascadeRCNN, FasterRCNN, MaskRCNN, TwoStageDetector
 
-__all__ = ["BaseDetector", "CascadeRCNN", "FastRCNN", "FasterRCNN", "MaskRCNN", "RPN", "TwoStageDetector"]
+__all__ = ["BaseDetector", "CascadeRCNN", "FastRCNN", "FasterRCNN", "MaskRCNN", "RPN", "SingleStageDetector",
+           "TwoStageDetector"]

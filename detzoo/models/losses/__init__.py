@@ -1,6 +1,8 @@
 from .accuracy import accuracy
 from .cross_entropy import CrossEntropyLoss
+from .focal_loss import FocalLoss, sigmoid_focal_loss
 from .l1 import L1Loss, SmoothL1Loss
 from .reduction import weight_reduce_loss
 
-__all__ = ["accuracy", "CrossEntropyLoss", "L1Loss", "SmoothL1Loss", "weight_reduce_loss"]
+__all__ = ["accuracy", "CrossEntropyLoss", "FocalLoss", "L1Loss", "SmoothL1Loss", "sigmoid_focal_loss",
+           "weight_reduce_loss"]
