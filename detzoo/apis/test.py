@@ -55,14 +55,32 @@ def evaluate_detector(model, dataset, metric: Union[str, Sequence[str]] = "bbox"
                       workers_per_gpu: int = 0, results: Optional[List[DetResult]] = None,
                       out_file: Optional[str] = None, classwise: bool = False, **test_kwargs) -> dict:
     """Run (unless ``results`` are given) and evaluate with COCO metrics; returns MMDetection's
-    metric names (bbox_mAP, bbox_mAP_50, ...). ``out_file`` saves the COCO results JSON."""
+    metric names (bbox_mAP, bbox_mAP_50, ...). ``out_file`` saves the COCO results JSON.
+
+    A ``VOCDataset`` evaluates itself instead (metric ``mAP``: returns mAP, AP50; docs/voc.md);
+    its ``out_file`` is MMDetection's pickle when named .pkl, else COCO-style JSON entries whose
+    image_id is the VOC id."""
+    from detzoo.data.voc import VOCDataset
     from detzoo.evaluation import CocoEvaluator
 
     if results is None:
         results = run_test(model, dataset, samples_per_gpu, workers_per_gpu, **test_kwargs)
+    if isinstance(dataset, VOCDataset):
+        if out_file:
+            _save_voc_results(out_file, results, dataset)
+        return dataset.evaluate(results, metric)
     evaluator = CocoEvaluator.from_dataset(dataset)
     metas = [{"img_id": img_id} for img_id in dataset.img_ids]
     evaluator.process(metas, results)
     if out_file:
         evaluator.save(out_file)
     return evaluator.evaluate(metric, classwise=classwise)
+
+
+def _save_voc_results(path: str, results, dataset) -> None:
+    from detzoo.evaluation import save_mmdet_results, save_results_json, voc_results_to_json
+
+    if osp.splitext(path)[1].lower() in (".pkl", ".pickle"):
+        save_mmdet_results(path, results, len(dataset.CLASSES))
+    else:
+        save_results_json(path, voc_results_to_json(results, dataset.img_ids, len(dataset.CLASSES)))

@@ -14,3 +14,10 @@ __all__ = ["CocoDataset", "read_coco_json", "collate", "GroupSampler", "Distribu
            "LoadImageFromNDArray", "LoadAnnotations", "Resize", "RandomFlip", "Pad", "Normalize",
            "DefaultFormatBundle", "ImageToTensor", "Collect", "PackDetInputs",
            "MultiScaleFlipAug"]
+
+# Pascal VOC and the MMDetection dataset wrappers (docs/voc.md)
+from .dataset_wrappers import ConcatDataset, RepeatDataset  # noqa: E402
+from .synthetic import make_shapes_voc  # noqa: E402
+from .voc import VOCDataset, parse_voc_xml  # noqa: E402
+
+__all__ += ["VOCDataset", "parse_voc_xml", "ConcatDataset", "RepeatDataset", "make_shapes_voc"]

@@ -12,6 +12,10 @@ area is its pixel count; segmentation holds the outer contours of the visible ma
 (cv2.findContours), so a hole punched by a shape lying entirely inside another is not
 represented in the polygon. iscrowd is always 0.
 
+``make_shapes_voc`` (or ``make_shapes_dataset(..., voc=True)``) also writes a Pascal VOC copy
+(``VOCdevkit/VOC2007``: Annotations/*.xml, JPEGImages/, ImageSets/Main/{train,val}.txt) of the
+same images and boxes, for the VOC-format configs.
+
 Deterministic: each image is drawn from its own generator seeded with (seed, split, index), so
 the same seed writes byte-identical files (and changing num_train does not change val).
 """
@@ -165,12 +169,14 @@ def _write_split(out_dir: str, img_dir: str, split: str, split_code: int, num: i
 
 def make_shapes_dataset(out_dir: str, num_train: int = 400, num_val: int = 100,
                         img_size_range: tuple[int, int] = (240, 320), seed: int = 0,
-                        with_masks: bool = True, max_objects: int = 6) -> dict:
+                        with_masks: bool = True, max_objects: int = 6, voc: bool = False) -> dict:
     """Write the shapes dataset under ``out_dir`` and return where it is.
 
     Images (JPEG, quality 95) go to ``out_dir/images`` as ``train_00000.jpg``/``val_...``;
     each image's height and width are drawn independently from ``img_size_range`` (so both
     aspect-ratio groups occur). Returns dict(train_ann, val_ann, img_dir, classes).
+    ``voc=True`` also writes the same images and boxes in Pascal VOC layout (see
+    :func:`write_voc_copy`) and adds its paths: voc_img_prefix, voc_train_ann, voc_val_ann.
     """
     img_dir = osp.join(out_dir, "images")
     os.makedirs(img_dir, exist_ok=True)
@@ -178,4 +184,70 @@ def make_shapes_dataset(out_dir: str, num_train: int = 400, num_val: int = 100,
                   max_objects=max_objects)
     train_ann = _write_split(out_dir, img_dir, "train", 0, num_train, **common)
     val_ann = _write_split(out_dir, img_dir, "val", 1, num_val, **common)
-    return dict(train_ann=train_ann, val_ann=val_ann, img_dir=img_dir, classes=CLASSES)
+    out = dict(train_ann=train_ann, val_ann=val_ann, img_dir=img_dir, classes=CLASSES)
+    if voc:
+        out.update(write_voc_copy(out_dir, {"train": train_ann, "val": val_ann}, img_dir))
+    return out
+
+
+def make_shapes_voc(out_dir: str, num_train: int = 400, num_val: int = 100,
+                    img_size_range: tuple[int, int] = (240, 320), seed: int = 0,
+                    max_objects: int = 6, with_masks: bool = True) -> dict:
+    """The shapes dataset in COCO and in Pascal VOC layout: ``make_shapes_dataset(voc=True)``.
+
+    For a VOC config: ``data.train.ann_file = out['voc_train_ann']`` and
+    ``data.train.img_prefix = out['voc_img_prefix']`` (a ``VOC2007`` folder, so VOCDataset
+    evaluates with the VOC2007 11-point AP), and the same with ``voc_val_ann`` for val/test.
+    """
+    return make_shapes_dataset(out_dir, num_train=num_train, num_val=num_val,
+                               img_size_range=img_size_range, seed=seed, with_masks=with_masks,
+                               max_objects=max_objects, voc=True)
+
+
+def _voc_xml(file_name: str, width: int, height: int, objects: list) -> str:
+    parts = ["<annotation>", "\t<folder>VOC2007</folder>", f"\t<filename>{file_name}</filename>",
+             "\t<source>", "\t\t<database>detzoo synthetic shapes</database>", "\t</source>",
+             "\t<size>", f"\t\t<width>{width}</width>", f"\t\t<height>{height}</height>",
+             "\t\t<depth>3</depth>", "\t</size>", "\t<segmented>0</segmented>"]
+    for name, (xmin, ymin, xmax, ymax) in objects:
+        parts += ["\t<object>", f"\t\t<name>{name}</name>", "\t\t<pose>Unspecified</pose>",
+                  "\t\t<truncated>0</truncated>", "\t\t<difficult>0</difficult>", "\t\t<bndbox>",
+                  f"\t\t\t<xmin>{xmin}</xmin>", f"\t\t\t<ymin>{ymin}</ymin>",
+                  f"\t\t\t<xmax>{xmax}</xmax>", f"\t\t\t<ymax>{ymax}</ymax>", "\t\t</bndbox>",
+                  "\t</object>"]
+    return "\n".join(parts + ["</annotation>", ""])
+
+
+def write_voc_copy(out_dir: str, split_anns: dict, img_dir: str) -> dict:
+    """Write ``out_dir/VOCdevkit/VOC2007`` from the COCO files of ``split_anns`` ({split: json}).
+
+    Image ids are the COCO file stems (``train_00000``); JPEGImages holds byte copies of the
+    COCO images; ImageSets/Main/<split>.txt lists each split's ids. A COCO box [x, y, w, h] of
+    whole pixels covers columns x .. x + w - 1, which VOC numbers from 1:
+    xmin = x + 1, xmax = x + w (likewise for y), so ``VOCDataset`` loads [x, y, x + w - 1, y + h - 1].
+    Returns dict(voc_img_prefix, voc_<split>_ann for each split).
+    """
+    root = osp.join(out_dir, "VOCdevkit", "VOC2007")
+    for sub in ("Annotations", "JPEGImages", osp.join("ImageSets", "Main")):
+        os.makedirs(osp.join(root, sub), exist_ok=True)
+    out = dict(voc_img_prefix=root + os.sep)
+    for split, ann_file in split_anns.items():
+        with open(ann_file, "r", encoding="utf-8") as f:
+            coco = json.load(f)
+        names = {cat["id"]: cat["name"] for cat in coco["categories"]}
+        objects = {img["id"]: [] for img in coco["images"]}
+        for ann in coco["annotations"]:
+            x, y, w, h = (int(round(v)) for v in ann["bbox"])
+            objects[ann["image_id"]].append((names[ann["category_id"]], (x + 1, y + 1, x + w, y + h)))
+        ids = []
+        for img in coco["images"]:
+            stem = osp.splitext(img["file_name"])[0]
+            ids.append(stem)
+            with open(osp.join(img_dir, img["file_name"]), "rb") as f:
+                atomic_write_bytes(osp.join(root, "JPEGImages", f"{stem}.jpg"), f.read())
+            xml = _voc_xml(f"{stem}.jpg", img["width"], img["height"], objects[img["id"]])
+            atomic_write_bytes(osp.join(root, "Annotations", f"{stem}.xml"), xml.encode("utf-8"))
+        set_file = osp.join(root, "ImageSets", "Main", f"{split}.txt")
+        atomic_write_bytes(set_file, "".join(f"{i}\n" for i in ids).encode("utf-8"))
+        out[f"voc_{split}_ann"] = set_file
+    return out

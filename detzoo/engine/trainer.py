@@ -5,7 +5,8 @@ Config sections read (plain dicts, ConfigDicts or a ``Config``):
   optimizer, optimizer_config.grad_clip, lr_config, runner.max_epochs (or total_epochs),
   checkpoint_config (interval, max_keep_ckpts, save_last), log_config (interval, ignore_last),
   evaluation (interval, save_best, rule), auto_scale_lr (enable, base_batch_size),
-  find_unused_parameters, resume_from, load_from.
+  find_unused_parameters, resume_from, load_from, data.batch_augments (steps applied to each
+  training batch on the device, seeded by (seed, iteration); see detzoo/data/batch_augment.py).
 
 Epochs and iterations are 0-based inside the loop; logs, checkpoint names and ``meta["epoch"]``
 are 1-based ("epoch_3.pth" holds the weights after three epochs), as in mmcv.
@@ -183,6 +184,12 @@ class Trainer:
         self.auto_scale = bool(_get(scale, "enable", True))
         self.base_batch_size = int(_get(scale, "base_batch_size", 16))
         self.find_unused_parameters = bool(_get(cfg, "find_unused_parameters", False))
+        # steps on whole training batches, e.g. BatchRandomResize (docs/augmentations.md)
+        self.batch_augments = None
+        if _get(data, "batch_augments"):
+            from detzoo.data.batch_augment import build_batch_augments
+
+            self.batch_augments = build_batch_augments(_get(data, "batch_augments"))
 
     # --- set-up ---------------------------------------------------------------------------
     def _build_loader(self) -> Any:
@@ -312,7 +319,10 @@ class Trainer:
         for inner, batch in enumerate(loader):
             data_time = time.perf_counter() - tick
             lrs = schedule.apply(optimizer, epoch, self.global_iter)
-            total, log_vars = parse_losses(forward(move_to_device(batch, self.device)))
+            batch = move_to_device(batch, self.device)
+            if self.batch_augments is not None:
+                batch = self.batch_augments(batch, seed=self.seed, iteration=self.global_iter)
+            total, log_vars = parse_losses(forward(batch))
             names = list(log_vars)
             stacked = torch.stack([v.detach().float().to(self.device) for v in log_vars.values()])
             values = all_reduce_mean(stacked).tolist()  # one host sync per iteration, as mmdet

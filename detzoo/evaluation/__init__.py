@@ -14,3 +14,9 @@ __all__ = [
     "result_to_coco_json", "results_to_coco_json", "save_results_json", "validate_results",
     "load_proposals", "save_proposals", "result_to_mmdet_lists", "save_mmdet_results",
 ]
+
+# Pascal VOC mAP (docs/voc.md)
+from detzoo.evaluation.voc_metric import (average_precision, bbox_overlaps_np, eval_map,  # noqa: E402
+                                          format_map_table, voc_results_to_json)
+
+__all__ += ["eval_map", "average_precision", "bbox_overlaps_np", "format_map_table", "voc_results_to_json"]

@@ -19,3 +19,13 @@ __all__ = ["Compose", "build_step", "sample_rng", "TRANSFORMS", "DEFAULT_META_KE
            "Resize", "RandomFlip", "Pad", "Normalize", "flip_boxes", "rescale_size",
            "DefaultFormatBundle", "ImageToTensor", "Collect", "PackDetInputs",
            "MultiScaleFlipAug"]
+
+# augmentations of the SSD / YOLOv3 recipes (docs/augmentations.md)
+from .augment import (Expand, MinIoURandomCrop, MixUp, MultiImageMixDataset,  # noqa: E402
+                      RandomInterpResize)
+from .photometric import PhotoMetricDistortion  # noqa: E402
+
+TRANSFORMS.update({cls.__name__: cls for cls in (
+    PhotoMetricDistortion, Expand, MinIoURandomCrop, MixUp, RandomInterpResize)})
+__all__ += ["PhotoMetricDistortion", "Expand", "MinIoURandomCrop", "MixUp",
+            "MultiImageMixDataset", "RandomInterpResize"]

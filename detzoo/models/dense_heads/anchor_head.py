@@ -145,7 +145,13 @@ class AnchorHead(BaseDenseHead):
                     gt_labels: Optional[List[torch.Tensor]], gt_bboxes_ignore: Optional[List[torch.Tensor]],
                     featmap_sizes: List[Tuple[int, int]]):
         """anchors [N, 4] (all levels) -> labels [B, N], label_weights [B, N],
-        bbox_targets [B, N, 4], bbox_weights [B, N, 4], num_pos, num_neg (summed over images)."""
+        bbox_targets [B, N, 4], bbox_weights [B, N, 4], num_pos, num_neg.
+
+        num_pos / num_neg are summed over images counting at least 1 per image, as the
+        reference's ``SamplingResult.num_pos = max(len(pos_inds), 1)`` (and mmdet 2.x
+        ``AnchorHead.get_targets``) does: they are the losses' ``avg_factor``, so an image
+        without positives adds 1 rather than 0 to the divisor.
+        """
         per_image = []
         for i, meta in enumerate(img_metas):
             valid = torch.cat(self.anchor_generator.valid_flags(featmap_sizes, meta["pad_shape"], anchors.device))
@@ -153,7 +159,7 @@ class AnchorHead(BaseDenseHead):
                 anchors, valid, gt_bboxes[i], None if gt_bboxes_ignore is None else gt_bboxes_ignore[i],
                 None if gt_labels is None else gt_labels[i], meta))
         stacked = [torch.stack([p[k] for p in per_image]) for k in range(4)]
-        return (*stacked, sum(p[4] for p in per_image), sum(p[5] for p in per_image))
+        return (*stacked, sum(max(p[4], 1) for p in per_image), sum(max(p[5], 1) for p in per_image))
 
     def loss(self, cls_scores: List[torch.Tensor], bbox_preds: List[torch.Tensor], gt_bboxes: List[torch.Tensor],
              gt_labels: Optional[List[torch.Tensor]], img_metas: List[dict],

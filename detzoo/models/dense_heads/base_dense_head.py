@@ -14,20 +14,25 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from detzoo.ops import batched_nms
+from detzoo.ops import batched_nms, rescale_boxes
 from detzoo.structures import DetResult
 
 
 def filter_scores_and_topk(scores: torch.Tensor, score_thr: float,
                            topk: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """scores [N, C] -> the ``topk`` best (score > score_thr) pairs: (scores [K], labels [K],
-    row indices [K]), by descending score (MMDetection ``filter_scores_and_topk``)."""
+    row indices [K]), by descending score (MMDetection ``filter_scores_and_topk``).
+
+    As in the reference, the pairs kept are ``sorted[:min(topk, num_valid)]``: a negative
+    ``topk`` (``nms_pre=-1``) therefore drops the last ``|topk|`` pairs rather than keeping
+    all (mmdet/models/utils/misc.py); detections must match, so the quirk is kept.
+    """
     valid = scores > score_thr
     kept_scores = scores[valid]
     pairs = valid.nonzero()
     kept_scores, order = kept_scores.sort(descending=True)
-    if topk > 0:
-        kept_scores, order = kept_scores[:topk], order[:topk]
+    num_topk = min(topk, kept_scores.shape[0])
+    kept_scores, order = kept_scores[:num_topk], order[:num_topk]
     rows, labels = pairs[order].unbind(dim=1)
     return kept_scores, labels, rows
 
@@ -35,8 +40,8 @@ def filter_scores_and_topk(scores: torch.Tensor, score_thr: float,
 class BaseDenseHead(nn.Module):
     """Mixin-style base: subclasses are ``nn.Module`` heads whose ``forward(feats)`` returns
     ``(cls_scores, bbox_preds)`` or ``(cls_scores, bbox_preds, score_factors)``, each a per-level
-    list of [B, C_l, H, W] maps; ``test_cfg`` holds nms_pre, score_thr, nms, max_per_img and
-    optionally min_bbox_size."""
+    list of [B, C_l, H, W] maps; ``test_cfg`` holds nms_pre, score_thr, nms (``iou_threshold``,
+    optionally ``class_agnostic``), max_per_img and optionally min_bbox_size."""
 
     cls_out_channels: int
     use_sigmoid_cls: bool = True
@@ -77,7 +82,10 @@ class BaseDenseHead(nn.Module):
             probs = logits.sigmoid() if self.use_sigmoid_cls else logits.softmax(-1)[:, :-1]
             level_scores, level_labels, rows = filter_scores_and_topk(probs, score_thr, nms_pre)
             pred = bbox_pred.permute(1, 2, 0).reshape(-1, self.bbox_pred_channels)[rows]
-            boxes.append(self.decode(level_priors[rows], pred, img_meta["img_shape"]))
+            if rows.numel() == 0:  # nothing above score_thr on this level (the coders need rows)
+                boxes.append(pred.new_zeros((0, 4)))
+            else:
+                boxes.append(self.decode(level_priors[rows], pred, img_meta["img_shape"]))
             scores.append(level_scores)
             labels.append(level_labels)
             if score_factors is not None:
@@ -92,7 +100,9 @@ class BaseDenseHead(nn.Module):
         (MMDetection ``BaseDenseHead._bbox_post_process``)."""
         cfg = self.test_cfg
         if rescale and boxes.numel() > 0:
-            boxes = boxes / boxes.new_tensor(img_meta["scale_factor"][:4]).reshape(1, 4)
+            # divides by (w, h, w, h) as the R-CNN heads do; mmdet 3.x multiplies by 1 / s,
+            # which can differ in the last float32 bit
+            boxes = rescale_boxes(boxes, img_meta["scale_factor"])
         if score_factors is not None:
             scores = scores * score_factors
         min_size = cfg.get("min_bbox_size", -1)
@@ -102,8 +112,10 @@ class BaseDenseHead(nn.Module):
                 boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         if boxes.numel() == 0:
             return DetResult(boxes.reshape(0, 4), scores, labels)
-        dets, keep = batched_nms(boxes, scores, labels, cfg["nms"]["iou_threshold"])
-        max_num = cfg.get("max_per_img", -1)
-        if max_num > 0:
+        nms_cfg = cfg["nms"]
+        dets, keep = batched_nms(boxes, scores, labels, nms_cfg["iou_threshold"],
+                                 class_agnostic=nms_cfg.get("class_agnostic", False))
+        max_num = cfg.get("max_per_img")
+        if max_num is not None:  # sliced as the reference does: -1 would drop the last one
             dets, keep = dets[:max_num], keep[:max_num]
         return DetResult(dets[:, :4], dets[:, 4], labels[keep])

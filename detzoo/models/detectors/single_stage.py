@@ -40,3 +40,8 @@ class SingleStageDetector(BaseDetector):
 
     def predict(self, img: torch.Tensor, img_metas: List[dict], rescale: bool = True) -> List[DetResult]:
         return self.bbox_head.predict(self.extract_feat(img), img_metas, rescale)
+
+
+class RetinaNet(SingleStageDetector):
+    """RetinaNet (Lin et al., 2017): ResNet + FPN (P3-P7) + :class:`RetinaHead`, trained with the
+    focal loss over every anchor (MMDetection ``RetinaNet``; config ``retinanet_r50_fpn``)."""

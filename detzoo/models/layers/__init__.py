@@ -8,3 +8,7 @@ __all__ = [
     "ConvWS2d", "standardize_weight",
     "NORM_TYPES", "FrozenBatchNorm2d", "build_norm_layer", "norm_name",
 ]
+
+from .scale import Scale  # noqa: E402
+
+__all__ += ["Scale"]

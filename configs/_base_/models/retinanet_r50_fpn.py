@@ -1,0 +1,50 @@
+"""RetinaNet with a ResNet-50 FPN: MMDetection defaults (configs/_base_/models/retinanet_r50_fpn.py).
+
+Key layout, train_cfg and test_cfg match mmdet's retinanet_r50_fpn_1x_coco checkpoint record
+(shared/checkpoint-layouts/mmdet/retinanet_r50_fpn_1x_coco.json). The FPN starts at C3
+(start_level=1) and adds P6 as a stride-2 conv on C5 and P7 on P6 ('on_input'; mmdet does not
+set relu_before_extra_convs, so P7 sees P6 without a ReLU). Anchors: 3 octave scales x 3 ratios
+of 4 x stride (32..813 px) on strides 8..128. Every anchor is trained (no sampler); the focal
+and L1 losses are divided by the number of positive anchors.
+"""
+from detzoo.models.backbones import ResNet
+from detzoo.models.dense_heads import RetinaHead
+from detzoo.models.detectors import RetinaNet
+from detzoo.models.losses import FocalLoss, L1Loss
+from detzoo.models.necks import FPN
+from detzoo.models.task_modules import AnchorGenerator, DeltaXYWHBBoxCoder, MaxIoUAssigner, PseudoSampler
+
+model = dict(
+    type=RetinaNet,
+    backbone=dict(
+        type=ResNet,
+        depth=50,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=1,
+        norm_cfg=dict(type="BN", requires_grad=True),
+        norm_eval=True,
+        style="pytorch",
+    ),
+    neck=dict(type=FPN, in_channels=[256, 512, 1024, 2048], out_channels=256, start_level=1,
+              add_extra_convs="on_input", num_outs=5),
+    bbox_head=dict(
+        type=RetinaHead,
+        num_classes=80,
+        in_channels=256,
+        stacked_convs=4,
+        feat_channels=256,
+        anchor_generator=dict(type=AnchorGenerator, octave_base_scale=4, scales_per_octave=3,
+                              ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128]),
+        bbox_coder=dict(type=DeltaXYWHBBoxCoder, target_means=[0.0, 0.0, 0.0, 0.0], target_stds=[1.0, 1.0, 1.0, 1.0]),
+        loss_cls=dict(type=FocalLoss, use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
+        loss_bbox=dict(type=L1Loss, loss_weight=1.0),
+    ),
+    train_cfg=dict(
+        assigner=dict(type=MaxIoUAssigner, pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0, ignore_iof_thr=-1),
+        sampler=dict(type=PseudoSampler),
+        allowed_border=-1,
+        pos_weight=-1,
+    ),
+    test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05, nms=dict(iou_threshold=0.5), max_per_img=100),
+)

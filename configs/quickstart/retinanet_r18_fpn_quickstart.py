@@ -1,0 +1,62 @@
+"""A ResNet-18 FPN RetinaNet trained from scratch on the generated shapes dataset.
+
+The Faster R-CNN quickstart's recipe (half-width ResNet-18 with training BN, 48-channel FPN,
+320x256 images, AdamW + linear warm-up + per-iteration cosine decay, 5 epochs of 1200 images,
+no loader worker) with MMDetection's RetinaNet on top:
+  - FPN P3..P7 (start_level=1, extra convs on C5) and a 48-channel head with the usual 4+4
+    stacked convs (P3 is 40x32 on a 320x256 image). A training iteration measured slightly
+    faster than the Faster R-CNN quickstart's (0.22 s vs 0.27 s on one busy thread).
+  - anchors of 2 x stride x 2^(i/3) (16..25 px on P3 .. 256..406 px on P7) instead of 4 x stride:
+    the shapes are 12..160 px. On random boxes of that range 96% get an anchor at IoU >= 0.5
+    (7 on average); with RetinaNet's 4 x stride a third of them, and every box under 20 px,
+    would rely on the low-quality match alone.
+  - the focal loss, the 0.5/0.4 assigner and the test settings are RetinaNet's; at most 100
+    detections per image (the images hold 1..6 objects).
+`detzoo quickstart --config retinanet_r18_fpn_quickstart` generates the data into
+<work dir>/data and points the paths there.
+"""
+import torch
+
+from detzoo.data import CocoDataset
+
+from .._base_.datasets.coco_detection import test_pipeline, train_pipeline
+from .._base_.default_runtime import *  # noqa: F401,F403
+from .._base_.models.retinanet_r50_fpn import model
+
+classes = ("circle", "square", "triangle", "star")
+channels = 48
+
+model["backbone"].update(depth=18, stem_channels=32, base_channels=32, frozen_stages=-1, norm_eval=False)
+model["neck"].update(in_channels=[32, 64, 128, 256], out_channels=channels)
+model["bbox_head"].update(num_classes=len(classes), in_channels=channels, feat_channels=channels)
+model["bbox_head"]["anchor_generator"]["octave_base_scale"] = 2
+
+img_scale = (320, 256)
+for step in train_pipeline:
+    if step["type"].__name__ == "Resize":
+        step["img_scale"] = img_scale
+test_pipeline[1]["img_scale"] = img_scale
+
+data_root = "data/quickstart/"
+data = dict(
+    samples_per_gpu=4,
+    workers_per_gpu=0,
+    train=dict(type=CocoDataset, ann_file=data_root + "train.json", img_prefix=data_root + "images/",
+               classes=classes, pipeline=train_pipeline),
+    val=dict(type=CocoDataset, ann_file=data_root + "val.json", img_prefix=data_root + "images/",
+             classes=classes, pipeline=test_pipeline),
+    test=dict(type=CocoDataset, ann_file=data_root + "val.json", img_prefix=data_root + "images/",
+              classes=classes, pipeline=test_pipeline),
+)
+
+max_epochs = 5
+optimizer = dict(type=torch.optim.AdamW, lr=0.0015, weight_decay=0.05, foreach=True)
+optimizer_config = dict(grad_clip=dict(max_norm=10, norm_type=2))
+lr_config = dict(policy="CosineAnnealing", by_epoch=False, min_lr_ratio=0.01,
+                 warmup="linear", warmup_iters=200, warmup_ratio=0.001)
+runner = dict(type="EpochBasedRunner", max_epochs=max_epochs)
+auto_scale_lr = dict(enable=False, base_batch_size=16)
+log_config = dict(interval=50)
+# quickstart evaluates once after training; `detzoo train` evaluates at the end only
+evaluation = dict(interval=max_epochs, metric="bbox")
+checkpoint_config = dict(interval=1, max_keep_ckpts=2)

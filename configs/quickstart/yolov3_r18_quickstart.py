@@ -1,0 +1,95 @@
+"""A YOLOv3 with a half-width ResNet-18 trained from scratch on the generated shapes dataset.
+
+For `detzoo quickstart --config yolov3_r18_quickstart` (1200 generated training images of
+240..320 px, 1..6 shapes of 12..160 px each, 4 classes):
+  - ResNet-18 at half width (32 stem/base channels), outputs at strides 8 / 16 / 32
+    (64 / 128 / 256 channels); BN trains (no ImageNet weights to keep).
+  - a YOLOv3 neck and head at a quarter of Darknet-53's widths (neck 128 / 64 / 32, head bridge
+    256 / 128 / 64 channels).
+  - 9 square anchors (the shapes' boxes are close to square) spaced by sqrt(2) from 10 to
+    160 px, three per level: 10-20 px on stride 8, 28-57 on stride 16, 80-160 on stride 32.
+  - MMDetection's YOLOv3 assignment, losses (summed, not averaged) and test settings.
+  - images resized to fit 320 x 320 (keep ratio), random flip; batches of 4 (5 epochs = 1500
+    iterations, as the Faster R-CNN quickstart); no loader worker.
+  - AdamW, peak lr 1.5e-3 (the Faster R-CNN quickstart's tuned value), a linear warm-up and a
+    per-iteration cosine decay, so `--epochs` rescales the whole schedule; the gradient norm is
+    clipped at 35 as MMDetection's YOLOv3 does.
+"""
+import torch
+
+from detzoo.data import CocoDataset
+from detzoo.data.transforms import (Collect, DefaultFormatBundle, LoadAnnotations, LoadImageFromFile,
+                                    MultiScaleFlipAug, Normalize, Pad, RandomFlip, Resize)
+from detzoo.models.backbones import ResNet
+from detzoo.models.task_modules import YOLOAnchorGenerator
+
+from .._base_.default_runtime import *  # noqa: F401,F403
+from ..yolo._base_.yolov3_d53 import model
+
+classes = ("circle", "square", "triangle", "star")
+
+model["backbone"] = dict(type=ResNet, depth=18, stem_channels=32, base_channels=32, out_indices=(1, 2, 3),
+                         frozen_stages=-1, norm_eval=False, style="pytorch")
+model["neck"].update(in_channels=[256, 128, 64], out_channels=[128, 64, 32])
+_sizes = [10 * 2 ** (i / 2) for i in range(9)]  # 10, 14.1, 20, ..., 160
+model["bbox_head"].update(
+    num_classes=len(classes),
+    in_channels=[128, 64, 32],
+    out_channels=[256, 128, 64],
+    anchor_generator=dict(type=YOLOAnchorGenerator, strides=[32, 16, 8],
+                          base_sizes=[[(s, s) for s in _sizes[6:9]], [(s, s) for s in _sizes[3:6]],
+                                      [(s, s) for s in _sizes[0:3]]]),
+)
+
+img_norm_cfg = dict(mean=[0.0, 0.0, 0.0], std=[255.0, 255.0, 255.0], to_rgb=True)
+img_scale = (320, 320)
+train_pipeline = [
+    dict(type=LoadImageFromFile),
+    dict(type=LoadAnnotations, with_bbox=True),
+    dict(type=Resize, img_scale=img_scale, keep_ratio=True),
+    dict(type=RandomFlip, flip_ratio=0.5),
+    dict(type=Normalize, **img_norm_cfg),
+    dict(type=Pad, size_divisor=32),
+    dict(type=DefaultFormatBundle),
+    dict(type=Collect, keys=["img", "gt_bboxes", "gt_labels"]),
+]
+test_pipeline = [
+    dict(type=LoadImageFromFile),
+    dict(
+        type=MultiScaleFlipAug,
+        img_scale=img_scale,
+        flip=False,
+        transforms=[
+            dict(type=Resize, keep_ratio=True),
+            dict(type=RandomFlip),
+            dict(type=Normalize, **img_norm_cfg),
+            dict(type=Pad, size_divisor=32),
+            dict(type=DefaultFormatBundle),
+            dict(type=Collect, keys=["img"]),
+        ],
+    ),
+]
+
+data_root = "data/quickstart/"
+data = dict(
+    samples_per_gpu=4,
+    workers_per_gpu=0,
+    train=dict(type=CocoDataset, ann_file=data_root + "train.json", img_prefix=data_root + "images/",
+               classes=classes, pipeline=train_pipeline),
+    val=dict(type=CocoDataset, ann_file=data_root + "val.json", img_prefix=data_root + "images/",
+             classes=classes, pipeline=test_pipeline),
+    test=dict(type=CocoDataset, ann_file=data_root + "val.json", img_prefix=data_root + "images/",
+              classes=classes, pipeline=test_pipeline),
+)
+
+max_epochs = 5
+optimizer = dict(type=torch.optim.AdamW, lr=0.0015, weight_decay=0.05, foreach=True)
+optimizer_config = dict(grad_clip=dict(max_norm=35, norm_type=2))
+lr_config = dict(policy="CosineAnnealing", by_epoch=False, min_lr_ratio=0.01,
+                 warmup="linear", warmup_iters=200, warmup_ratio=0.001)
+runner = dict(type="EpochBasedRunner", max_epochs=max_epochs)
+auto_scale_lr = dict(enable=False, base_batch_size=4)
+log_config = dict(interval=50)
+# quickstart evaluates once after training; `detzoo train` evaluates at the end only
+evaluation = dict(interval=max_epochs, metric="bbox")
+checkpoint_config = dict(interval=1, max_keep_ckpts=2)

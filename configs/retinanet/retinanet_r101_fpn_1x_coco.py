@@ -1,0 +1,4 @@
+"""RetinaNet, ResNet-101 FPN, 1x schedule on COCO (MMDetection box AP 38.5)."""
+from .retinanet_r50_fpn_1x_coco import *  # noqa: F401,F403
+
+model["backbone"]["depth"] = 101  # noqa: F405
