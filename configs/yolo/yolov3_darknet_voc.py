@@ -1,13 +1,14 @@
 """YOLOv3 with Darknet-53 on Pascal VOC, 270 epochs: PaddleDetection's yolov3_darknet_voc row
-(VOC mAP 83.5 / 83.6 / 82.2 tested at 608 / 416 / 320), built from detzoo's modules; see
-configs/yolo/_base_/paddle_yolov3.py for what follows PaddleDetection and what does not.
+(VOC mAP 83.5 / 83.6 / 82.2 tested at 608 / 416 / 320 with one checkpoint), built from detzoo's
+modules; configs/yolo/_base_/paddle_yolov3.py says what follows PaddleDetection and what does
+not. The 416 / 320 rows: ``--cfg-options "data.test.pipeline.1.img_scale=(416,416)"``.
 
-Trained on VOC2007 + VOC2012 trainval, tested on VOC2007 test (20 classes, VOC mAP at IoU 0.5).
-Darknet-53's batch norms train here (Paddle does not freeze them; MMDetection's Darknet default
-``norm_eval=True`` is turned off). Needs ``detzoo.data.VOCDataset`` taking a list of
-``ann_file`` / ``img_prefix`` (MMDetection 2.x concatenates them) and the "mAP" metric.
+Trained on VOC2007 + VOC2012 trainval, tested on VOC2007 test (20 classes, VOC mAP at IoU 0.5,
+11-point AP for VOC2007 as Paddle's map_type '11point'). Darknet-53's batch norms train here
+(Paddle does not freeze them; MMDetection's Darknet default ``norm_eval=True`` is turned off).
 """
-from detzoo.data import VOCDataset
+from detzoo.data import ConcatDataset, VOCDataset
+from detzoo.data.transforms import MultiImageMixDataset
 
 from .._base_.default_runtime import *  # noqa: F401,F403
 from ._base_.paddle_yolov3 import *  # noqa: F401,F403
@@ -21,14 +22,17 @@ data_root = "data/VOCdevkit/"
 data = dict(
     samples_per_gpu=8,
     workers_per_gpu=4,
-    train=dict(type=VOCDataset,
-               ann_file=[data_root + "VOC2007/ImageSets/Main/trainval.txt",
-                         data_root + "VOC2012/ImageSets/Main/trainval.txt"],
-               img_prefix=[data_root + "VOC2007/", data_root + "VOC2012/"],
-               pipeline=train_pipeline),  # noqa: F405
+    train=dict(
+        type=MultiImageMixDataset,
+        dataset=dict(type=ConcatDataset, datasets=[
+            dict(type=VOCDataset, ann_file=data_root + f"VOC{year}/ImageSets/Main/trainval.txt",
+                 img_prefix=data_root + f"VOC{year}/", pipeline=load_pipeline)  # noqa: F405
+            for year in (2007, 2012)]),
+        pipeline=train_pipeline),  # noqa: F405
     val=dict(type=VOCDataset, ann_file=data_root + "VOC2007/ImageSets/Main/test.txt",
              img_prefix=data_root + "VOC2007/", pipeline=test_pipeline),  # noqa: F405
     test=dict(type=VOCDataset, ann_file=data_root + "VOC2007/ImageSets/Main/test.txt",
               img_prefix=data_root + "VOC2007/", pipeline=test_pipeline),  # noqa: F405
+    batch_augments=batch_augments,  # noqa: F405
 )
 evaluation = dict(interval=10, metric="mAP")

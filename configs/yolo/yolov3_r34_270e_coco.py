@@ -1,21 +1,38 @@
 """YOLOv3 with a ResNet-34 backbone, 270 epochs on COCO: PaddleDetection's yolov3_r34 row
-(box AP 36.2 / 34.3 / 31.4 tested at 608 / 416 / 320), built from detzoo's modules; see
-configs/yolo/_base_/paddle_yolov3.py for what follows PaddleDetection and what does not.
+(box AP 36.2 / 34.3 / 31.4 tested at 608 / 416 / 320 with one checkpoint), built from detzoo's
+modules; configs/yolo/_base_/paddle_yolov3.py says what follows PaddleDetection and what does
+not. The 416 / 320 rows: ``--cfg-options "data.test.pipeline.1.img_scale=(416,416)"``.
 
-ResNet-34 (BasicBlock) gives 128 / 256 / 512 channels at strides 8 / 16 / 32
-(our out_indices 1, 2, 3 = Paddle's feature_maps [3, 4, 5]); its batch norms train (Paddle:
-freeze_at 0, freeze_norm False). Backbone weights: ImageNet ResNet-34 in Paddle's release; none is
-set here (``model.backbone.init_cfg``).
+ResNet-34 (BasicBlock) gives 128 / 256 / 512 channels at strides 8 / 16 / 32 (our out_indices
+1, 2, 3 = Paddle's feature_maps [3, 4, 5]); its batch norms train (Paddle: freeze_at 0,
+freeze_norm False). Backbone weights: ImageNet ResNet-34 in Paddle's release; none is set here
+(``model.backbone.init_cfg``).
 """
+from detzoo.data import CocoDataset
+from detzoo.data.transforms import MultiImageMixDataset
 from detzoo.models.backbones import ResNet
 
 from .._base_.default_runtime import *  # noqa: F401,F403
-from ._base_.coco_yolov3 import data, evaluation  # noqa: F401
 from ._base_.paddle_yolov3 import *  # noqa: F401,F403
 from ._base_.yolov3_d53 import model
 
 model["backbone"] = dict(type=ResNet, depth=34, num_stages=4, out_indices=(1, 2, 3), frozen_stages=-1,
                          norm_cfg=dict(type="BN", requires_grad=True), norm_eval=False, style="pytorch")
 model["neck"]["in_channels"] = [512, 256, 128]
-data["train"]["pipeline"] = train_pipeline  # noqa: F405
-data["val"]["pipeline"] = data["test"]["pipeline"] = test_pipeline  # noqa: F405
+
+dataset_type = CocoDataset
+data_root = "data/coco/"
+data = dict(
+    samples_per_gpu=8,
+    workers_per_gpu=4,
+    train=dict(type=MultiImageMixDataset,
+               dataset=dict(type=CocoDataset, ann_file=data_root + "annotations/instances_train2017.json",
+                            img_prefix=data_root + "train2017/", pipeline=load_pipeline),  # noqa: F405
+               pipeline=train_pipeline),  # noqa: F405
+    val=dict(type=CocoDataset, ann_file=data_root + "annotations/instances_val2017.json",
+             img_prefix=data_root + "val2017/", pipeline=test_pipeline),  # noqa: F405
+    test=dict(type=CocoDataset, ann_file=data_root + "annotations/instances_val2017.json",
+              img_prefix=data_root + "val2017/", pipeline=test_pipeline),  # noqa: F405
+    batch_augments=batch_augments,  # noqa: F405
+)
+evaluation = dict(interval=10, metric="bbox")

@@ -67,7 +67,7 @@ def evaluate_detector(model, dataset, metric: Union[str, Sequence[str]] = "bbox"
         results = run_test(model, dataset, samples_per_gpu, workers_per_gpu, **test_kwargs)
     if isinstance(dataset, VOCDataset):
         if out_file:
-            _save_voc_results(out_file, results, dataset)
+            save_results(out_file, results, dataset)
         return dataset.evaluate(results, metric)
     evaluator = CocoEvaluator.from_dataset(dataset)
     metas = [{"img_id": img_id} for img_id in dataset.img_ids]
@@ -77,10 +77,26 @@ def evaluate_detector(model, dataset, metric: Union[str, Sequence[str]] = "bbox"
     return evaluator.evaluate(metric, classwise=classwise)
 
 
-def _save_voc_results(path: str, results, dataset) -> None:
-    from detzoo.evaluation import save_mmdet_results, save_results_json, voc_results_to_json
+def save_results(path: str, results, dataset, proposals: bool = False) -> str:
+    """Write ``results`` (dataset order) to ``path`` atomically; returns what was written.
 
+    ``proposals``: an RPN's proposal file (.pkl MMDetection layout, or .json). Otherwise .pkl /
+    .pickle is MMDetection 2.x's per-class pickle; anything else is a results JSON: COCO results
+    for COCO-style datasets, per-image detections with VOC image ids for VOC datasets.
+    """
+    from detzoo.data.voc import VOCDataset
+    from detzoo.evaluation import save_mmdet_results, save_results_json, voc_results_to_json
+    from detzoo.evaluation.proposals_io import save_proposals
+    from detzoo.evaluation.results_io import results_to_coco_json
+
+    if proposals:
+        save_proposals(path, results)
+        return f"proposals of {len(results)} images"
     if osp.splitext(path)[1].lower() in (".pkl", ".pickle"):
         save_mmdet_results(path, results, len(dataset.CLASSES))
-    else:
+        return "detections (MMDetection 2.x pickle)"
+    if isinstance(dataset, VOCDataset):
         save_results_json(path, voc_results_to_json(results, dataset.img_ids, len(dataset.CLASSES)))
+    else:
+        save_results_json(path, results_to_coco_json(results, dataset.img_ids, dataset.cat_ids))
+    return "detections"

@@ -82,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     subset = _Subset(dataset, range(min(args.num_vis, len(dataset))))
     run_test(model, subset, show_dir=vis_dir, show_score_thr=0.5, progress=False)
     for name in ([metric] if isinstance(metric, str) else metric):
+        if name == "mAP":  # VOC: mAP and AP50
+            print(format_metrics_line({k: v for k, v in metrics.items() if k in ("mAP", "AP50")}))
+            continue
         print(format_metrics_line({k: v for k, v in metrics.items() if k.startswith(f"{name}_mAP")
                                    and not k.endswith("_copypaste")}))
     print(f"quickstart done in {metrics['wall_time_s']:.0f} s: checkpoint {result['last_checkpoint']}, "

@@ -45,19 +45,11 @@ def _check_request(args: argparse.Namespace, is_rpn: bool) -> None:
                           "format) or .json")
 
 
-def _save_results(path: str, model, results, dataset, is_rpn: bool) -> None:
-    from detzoo.evaluation.proposals_io import save_mmdet_results, save_proposals
-    from detzoo.evaluation.results_io import results_to_coco_json, save_results_json
+def _save_results(path: str, results, dataset, is_rpn: bool) -> None:
+    from detzoo.apis.test import save_results
 
-    if is_rpn:
-        save_proposals(path, results)
-        print(f"proposals of {len(results)} images written to {path}")
-    elif osp.splitext(path)[1].lower() in _PICKLE_EXTS:
-        save_mmdet_results(path, results, len(model.class_names))
-        print(f"detections written to {path} (MMDetection 2.x pickle)")
-    else:
-        save_results_json(path, results_to_coco_json(results, dataset.img_ids, dataset.cat_ids))
-        print(f"detections written to {path}")
+    what = save_results(path, results, dataset, proposals=is_rpn)
+    print(f"{what} written to {path}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     results = run_test(model, dataset, args.batch_size, workers, show_dir=args.show_dir,
                        show_score_thr=args.show_score_thr)
     if args.out:
-        _save_results(args.out, model, results, dataset, is_rpn)
+        _save_results(args.out, results, dataset, is_rpn)
     if args.show_dir:
         print(f"pictures written to {args.show_dir}")
     if args.eval:

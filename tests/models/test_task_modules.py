@@ -161,3 +161,12 @@ def test_pseudo_sampler_takes_all():
                                              torch.tensor([[0.0, 0, 10, 10]]))
     s = PseudoSampler().sample(assign, torch.zeros(3, 4), torch.tensor([[0.0, 0, 10, 10]]))
     assert sorted(s.pos_inds.tolist()) == [0, 1] and s.neg_inds.tolist() == [2]
+
+
+def test_delta_coder_decodes_no_rois_to_an_empty_result():
+    from detzoo.models.task_modules import DeltaXYWHBBoxCoder
+
+    coder = DeltaXYWHBBoxCoder(target_means=[0.0] * 4, target_stds=[0.1, 0.1, 0.2, 0.2])
+    for channels in (4, 12):
+        out = coder.decode(torch.zeros(0, 4), torch.zeros(0, channels), max_shape=(10, 10))
+        assert tuple(out.shape) == (0, channels)

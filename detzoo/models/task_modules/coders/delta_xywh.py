@@ -44,6 +44,8 @@ class DeltaXYWHBBoxCoder:
             (rois of several images decoded at once); None disables clipping.
         """
         num_rois = deltas.shape[0]
+        if num_rois == 0:
+            return deltas.new_zeros(deltas.shape)
         deltas = deltas.reshape(num_rois, -1, 4)
         means = deltas.new_tensor(self.means)
         stds = deltas.new_tensor(self.stds)

@@ -1,0 +1,70 @@
+"""An FCOS with a ResNet-18 FPN trained from scratch on the generated shapes dataset.
+
+`detzoo quickstart --config fcos_r18_fpn_quickstart` (1200 generated training images, 5 epochs =
+1500 iterations of 4 images at 320 x 256):
+  - ResNet-18 at half width (32 stem/base channels) with BN training, as the Faster R-CNN
+    quickstart: there are no ImageNet weights to keep.
+  - a 48-channel FPN from C3 with P6/P7 convs (strides 8..128) and a 48-channel GN head (16
+    groups, 4 convs per tower), the COCO model's structure narrowed.
+  - the shapes are 12..160 px, so the regress ranges are halved: a point trains on level l when
+    its largest side distance lies in 32 * 2**(l-1)..32 * 2**l px (level 0 from -1, the last up
+    to infinity); centre sampling, stride-normalised distances, centre-ness on the regression
+    tower and GIoU, the tricks of fcos_center-normbbox-centeronreg-giou (they make FCOS train
+    faster and better).
+  - AdamW with a linear warm-up and a per-iteration cosine decay, gradients clipped at 10, as in
+    faster_rcnn_r18_fpn_quickstart; no loader worker.
+`detzoo quickstart` generates the data into <work dir>/data and points the paths there.
+"""
+import torch
+
+from detzoo.data import CocoDataset
+from detzoo.models.dense_heads.fcos_head import INF
+from detzoo.models.losses.iou_loss import GIoULoss
+
+from .._base_.datasets.coco_detection import test_pipeline, train_pipeline
+from .._base_.default_runtime import *  # noqa: F401,F403
+from .._base_.models.fcos_r50_caffe_fpn_gn_head import model
+
+classes = ("circle", "square", "triangle", "star")
+channels = 48
+
+model["backbone"].update(depth=18, stem_channels=32, base_channels=32, frozen_stages=-1,
+                         norm_cfg=dict(type="BN", requires_grad=True), norm_eval=False, style="pytorch")
+model["neck"].update(in_channels=[32, 64, 128, 256], out_channels=channels)
+model["bbox_head"].update(
+    num_classes=len(classes), in_channels=channels, feat_channels=channels,
+    norm_cfg=dict(type="GN", num_groups=16, requires_grad=True),
+    regress_ranges=((-1, 32), (32, 64), (64, 128), (128, 256), (256, INF)),
+    center_sampling=True, center_sample_radius=1.5, norm_on_bbox=True, centerness_on_reg=True,
+    loss_bbox=dict(type=GIoULoss, loss_weight=1.0))
+model["test_cfg"].update(nms_pre=500, nms=dict(iou_threshold=0.6))
+
+img_scale = (320, 256)
+for step in train_pipeline:
+    if step["type"].__name__ == "Resize":
+        step["img_scale"] = img_scale
+test_pipeline[1]["img_scale"] = img_scale
+
+data_root = "data/quickstart/"
+data = dict(
+    samples_per_gpu=4,
+    workers_per_gpu=0,
+    train=dict(type=CocoDataset, ann_file=data_root + "train.json", img_prefix=data_root + "images/",
+               classes=classes, pipeline=train_pipeline),
+    val=dict(type=CocoDataset, ann_file=data_root + "val.json", img_prefix=data_root + "images/",
+             classes=classes, pipeline=test_pipeline),
+    test=dict(type=CocoDataset, ann_file=data_root + "val.json", img_prefix=data_root + "images/",
+              classes=classes, pipeline=test_pipeline),
+)
+
+max_epochs = 5
+optimizer = dict(type=torch.optim.AdamW, lr=0.0015, weight_decay=0.05, foreach=True)
+optimizer_config = dict(grad_clip=dict(max_norm=10, norm_type=2))
+lr_config = dict(policy="CosineAnnealing", by_epoch=False, min_lr_ratio=0.01,
+                 warmup="linear", warmup_iters=200, warmup_ratio=0.001)
+runner = dict(type="EpochBasedRunner", max_epochs=max_epochs)
+auto_scale_lr = dict(enable=False, base_batch_size=16)
+log_config = dict(interval=50)
+# quickstart evaluates once after training
+evaluation = dict(interval=max_epochs, metric="bbox")
+checkpoint_config = dict(interval=1, max_keep_ckpts=2)
