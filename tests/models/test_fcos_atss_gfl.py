@@ -169,6 +169,16 @@ def test_fcos_targets_hand_made_case():
     assert ctr.tolist() == pytest.approx([math.sqrt(2 / 18 * 2 / 14), math.sqrt(8 / 24 * 8 / 24)])
 
 
+def test_fcos_regress_range_ends_are_inclusive_and_box_edges_exclusive():
+    # gt (0, 0, 24, 24): (4, 4) and (20, 4) have a largest distance of exactly 20, level 0's upper
+    # end (inclusive); x = 24 lies on the right edge (distance 0: outside); on level 1 the
+    # largest distance is 16 < 20
+    head = tiny_fcos()
+    labels, _ = fcos_targets(head, [torch.tensor([[0.0, 0.0, 24.0, 24.0]])], [torch.tensor([1])])
+    assert labels[0].tolist() == [1, 1, 1, BG] * 3 + [BG] * 4
+    assert labels[1].tolist() == [BG] * 4
+
+
 def test_fcos_equal_areas_go_to_the_first_gt():
     head = tiny_fcos()
     labels, _ = fcos_targets(head, [torch.tensor([GT_A, GT_A])], [torch.tensor([2, 0])])

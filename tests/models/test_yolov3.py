@@ -15,7 +15,8 @@ from detzoo.data.norm_presets import NORM_PRESETS
 from detzoo.engine.checkpoint import load_model_weights
 from detzoo.models.backbones.darknet import Darknet
 from detzoo.models.builder import build_detector
-from detzoo.models.dense_heads.yolo_head import MSELoss, YOLOV3Head
+from detzoo.models.dense_heads.yolo_head import YOLOV3Head
+from detzoo.models.losses import MSELoss
 from detzoo.models.losses import CrossEntropyLoss
 from detzoo.models.task_modules import GridAssigner, YOLOAnchorGenerator, YOLOBBoxCoder
 from detzoo.zoo.configs import configs_root
@@ -332,7 +333,8 @@ def test_loss_ignores_non_responsible_overlaps_and_sums_images():
     losses = head.loss([pred], [gt, torch.zeros(0, 4)], [torch.tensor([0]), torch.zeros(0, dtype=torch.long)],
                        [dict(pad_shape=(16, 16, 3))] * 2)
     p = lambda b, k, idx: pred[b, k].reshape(-1)[idx].item()  # noqa: E731
-    conf = bce(p(0, 4, 1), 1.0) + sum(bce(p(0, 4, i), 0.0) for i in (2, 3)) + sum(bce(p(1, 4, i), 0.0) for i in range(4))
+    conf = (bce(p(0, 4, 1), 1.0) + sum(bce(p(0, 4, i), 0.0) for i in (2, 3))
+            + sum(bce(p(1, 4, i), 0.0) for i in range(4)))
     assert losses["loss_conf"].item() == pytest.approx(conf, rel=1e-5)
     assert losses["loss_cls"].item() == pytest.approx(bce(p(0, 5, 1), 1.0) + bce(p(0, 6, 1), 0.0), rel=1e-5)
 
@@ -360,7 +362,8 @@ def slow_predict(pred_maps, strides, sizes, num_classes, cfg, scale_factor):
     pairs = pairs[:cfg["nms_pre"]]
     dets = []
     for s, lab, box, obj in pairs:
-        box = [box[0] / scale_factor[0], box[1] / scale_factor[1], box[2] / scale_factor[0], box[3] / scale_factor[1]]
+        sx, sy = scale_factor[0], scale_factor[1]
+        box = [box[0] / sx, box[1] / sy, box[2] / sx, box[3] / sy]
         if box[2] - box[0] > cfg["min_bbox_size"] and box[3] - box[1] > cfg["min_bbox_size"]:
             dets.append((s * obj, lab, box))
     dets.sort(key=lambda t: -t[0])

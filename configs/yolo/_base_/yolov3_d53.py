@@ -6,7 +6,8 @@ Losses are summed, not averaged (reduction 'sum'), with weights 1 (classes, obje
 give one with ``model.backbone.init_cfg=dict(type="Pretrained", checkpoint=path)``.
 """
 from detzoo.models.backbones.darknet import Darknet
-from detzoo.models.dense_heads.yolo_head import MSELoss, YOLOV3Head
+from detzoo.models.dense_heads.yolo_head import YOLOV3Head
+from detzoo.models.losses import MSELoss
 from detzoo.models.detectors.yolo import YOLOV3
 from detzoo.models.losses import CrossEntropyLoss
 from detzoo.models.necks.yolo_neck import YOLOV3Neck

@@ -145,7 +145,8 @@ class MobileNetV1(nn.Module):
                 self.extra_names.append(name)
                 channels.append(width(out))
         if out_indices is None:
-            out_indices = _SSD_OUT_INDICES[:2 + len(self.extra_names)] if with_extra_blocks else _YOLO_OUT_INDICES
+            out_indices = (_SSD_OUT_INDICES[:2] + tuple(range(14, 14 + len(self.extra_names)))
+                           if with_extra_blocks else _YOLO_OUT_INDICES)
         self.out_indices = tuple(out_indices)
         if not self.out_indices or not all(1 <= i <= len(channels) for i in self.out_indices):
             raise ConfigError(f"MobileNetV1 out_indices={self.out_indices} must be block numbers in "

@@ -1,13 +1,14 @@
+"""Dense (one-stage and RPN) heads; post-processing is shared through BaseDenseHead."""
+from .anchor_free_head import AnchorFreeHead
 from .anchor_head import AnchorHead, flatten_levels
+from .atss_head import ATSSHead, ATSSStyleHead
 from .base_dense_head import BaseDenseHead, filter_scores_and_topk
+from .fcos_head import FCOSHead
+from .gfl_head import GFLHead, Integral
 from .retina_head import RetinaHead
 from .rpn_head import RPNHead
+from .ssd_head import SSDHead
+from .yolo_head import YOLOV3Head
 
-__all__ = ["AnchorHead", "BaseDenseHead", "filter_scores_and_topk", "flatten_levels", "RetinaHead", "RPNHead"]
-
-from .anchor_free_head import AnchorFreeHead  # noqa: E402
-from .atss_head import ATSSHead, ATSSStyleHead  # noqa: E402
-from .fcos_head import FCOSHead  # noqa: E402
-from .gfl_head import GFLHead, Integral  # noqa: E402
-
-__all__ += ["AnchorFreeHead", "ATSSHead", "ATSSStyleHead", "FCOSHead", "GFLHead", "Integral"]
+__all__ = ["AnchorFreeHead", "AnchorHead", "ATSSHead", "ATSSStyleHead", "BaseDenseHead", "FCOSHead", "GFLHead",
+           "Integral", "RetinaHead", "RPNHead", "SSDHead", "YOLOV3Head", "filter_scores_and_topk", "flatten_levels"]

@@ -18,11 +18,9 @@ from ..layers import ConvModule
 from ..task_modules.coders.distance_point import DistancePointBBoxCoder
 from ..task_modules.prior_generators import MlvlPointGenerator
 from .base_dense_head import BaseDenseHead
+from ..layers.init import bias_init_with_prob
 
 
-def bias_init_with_prob(prior_prob: float) -> float:
-    """The logit bias whose sigmoid is ``prior_prob`` (Lin et al., 2017, focal loss init)."""
-    return float(-math.log((1 - prior_prob) / prior_prob))
 
 
 class AnchorFreeHead(BaseDenseHead):

@@ -20,7 +20,7 @@ from ..build import build_if_needed
 from ..layers import ConvModule
 from ..layers.scale import Scale
 from ..losses import CrossEntropyLoss
-from .anchor_free_head import bias_init_with_prob
+from ..layers.init import bias_init_with_prob
 from .anchor_head import AnchorHead, flatten_levels
 
 

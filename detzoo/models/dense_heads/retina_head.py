@@ -16,13 +16,9 @@ import torch.nn as nn
 from detzoo.errors import ConfigError
 from ..layers.conv_module import ConvModule
 from .anchor_head import AnchorHead
+from ..layers.init import bias_init_with_prob
 
 
-def bias_init_with_prob(prior_prob: float) -> float:
-    """Bias whose sigmoid is ``prior_prob`` (mmengine ``bias_init_with_prob``): every anchor
-    starts as background with probability 1 - prior_prob, so the focal loss of the many easy
-    negatives does not swamp the first iterations (RetinaNet paper, section 4.1)."""
-    return float(-math.log((1 - prior_prob) / prior_prob))
 
 
 class RetinaHead(AnchorHead):

@@ -40,30 +40,13 @@ from ..losses.reduction import weight_reduce_loss
 from ..task_modules import PseudoSampler, YOLOAnchorGenerator, YOLOBBoxCoder
 from .anchor_head import flatten_levels
 from .base_dense_head import BaseDenseHead, filter_scores_and_topk
+from ..layers.init import bias_init_with_prob
+from ..losses import MSELoss
 
 __all__ = ["MSELoss", "YOLOV3Head"]
 
 _LEAKY = dict(type="LeakyReLU", negative_slope=0.1)
 
-
-class MSELoss(nn.Module):
-    """Element-wise squared error, weighted then reduced (MMDetection ``MSELoss``)."""
-
-    def __init__(self, reduction: str = "mean", loss_weight: float = 1.0):
-        super().__init__()
-        self.reduction = reduction
-        self.loss_weight = loss_weight
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor] = None,
-                avg_factor: Optional[float] = None, reduction_override: Optional[str] = None) -> torch.Tensor:
-        loss = F.mse_loss(pred, target, reduction="none")
-        return self.loss_weight * weight_reduce_loss(loss, weight, reduction_override or self.reduction,
-                                                     avg_factor)
-
-
-def bias_init_with_prob(prior_prob: float) -> float:
-    """The logit whose sigmoid is ``prior_prob``."""
-    return float(-math.log((1 - prior_prob) / prior_prob))
 
 
 def _default_anchor_generator() -> YOLOAnchorGenerator:
@@ -118,7 +101,8 @@ class YOLOV3Head(BaseDenseHead):
         if len(num_priors) != self.num_levels or len(set(num_priors)) != 1:
             raise ConfigError(f"YOLOV3Head: the anchor generator has {num_priors} anchors per level; "
                               f"expected the same number on each of {self.num_levels} levels")
-        if [tuple(s) for s in self.prior_generator.strides] != [(float(s), float(s)) for s in self.featmap_strides]:
+        anchor_strides = [tuple(s) for s in self.prior_generator.strides]
+        if anchor_strides != [(float(s), float(s)) for s in self.featmap_strides]:
             raise ConfigError(f"YOLOV3Head: featmap_strides={self.featmap_strides} differ from the anchor "
                               f"generator's strides {self.prior_generator.strides}")
         self.num_base_priors = num_priors[0]
@@ -252,7 +236,8 @@ class YOLOV3Head(BaseDenseHead):
         return {name: torch.stack(values).sum() for name, values in losses.items()}
 
     # -- test ----------------------------------------------------------------------------------
-    def predict(self, feats: Sequence[torch.Tensor], img_metas: List[dict], rescale: bool = True) -> List[DetResult]:
+    def predict(self, feats: Sequence[torch.Tensor], img_metas: List[dict],
+                rescale: bool = True) -> List[DetResult]:
         (pred_maps,) = self(feats)
         return self.predict_by_feat(pred_maps, img_metas, rescale)
 
@@ -261,7 +246,8 @@ class YOLOV3Head(BaseDenseHead):
         """pred_maps: per level [B, A * (5 + C), H, W] -> one DetResult per image (boxes in the
         original image's pixels when ``rescale``)."""
         if self.test_cfg is None:
-            raise ConfigError("YOLOV3Head.predict needs a test_cfg (nms_pre, score_thr, conf_thr, nms, max_per_img)")
+            raise ConfigError("YOLOV3Head.predict needs a test_cfg (nms_pre, score_thr, conf_thr, nms, "
+                              "max_per_img)")
         cfg = self.test_cfg
         featmap_sizes = [tuple(p.shape[-2:]) for p in pred_maps]
         anchors, strides, _ = self._flat_anchors(featmap_sizes, pred_maps[0].device)

@@ -12,3 +12,7 @@ __all__ = [
 from .scale import Scale  # noqa: E402
 
 __all__ += ["Scale"]
+
+from .init import bias_init_with_prob  # noqa: E402
+
+__all__ += ["bias_init_with_prob"]

@@ -13,3 +13,7 @@ from .iou_loss import GIoULoss, IoULoss, giou_loss, iou_loss  # noqa: E402
 
 __all__ += ["DistributionFocalLoss", "QualityFocalLoss", "distribution_focal_loss", "quality_focal_loss",
             "GIoULoss", "IoULoss", "giou_loss", "iou_loss"]
+
+from .mse_loss import MSELoss  # noqa: E402
+
+__all__ += ["MSELoss"]

@@ -24,7 +24,7 @@ drops the sqrt(min*max) box of that level, as PaddleDetection's first SSD-Mobile
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 
