@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from detzoo.apis.test import evaluate_detector, run_test
     from detzoo.apis.train import train_from_config
     from detzoo.config import instantiate, load_config, parse_cli_options
-    from detzoo.data import make_shapes_dataset
+    from detzoo.data import VOCDataset, make_shapes_dataset
     from detzoo.engine.checkpoint import load_model_weights
     from detzoo.evaluation import format_metrics_line
     from detzoo.utils.fileio import atomic_write_text
@@ -46,12 +46,19 @@ def run(args: argparse.Namespace) -> int:
         args.work_dir = "runs/quickstart" if stem == DEFAULT_CONFIG else osp.join("runs", stem)
     data_dir = osp.join(args.work_dir, "data")
     print(f"[1/4] generating {args.num_train}+{args.num_val} images into {data_dir}")
-    ds = make_shapes_dataset(data_dir, num_train=args.num_train, num_val=args.num_val, seed=args.seed)
     cfg = load_config(args.config)
-    overrides = {"data.train.ann_file": ds["train_ann"], "data.val.ann_file": ds["val_ann"],
-                 "data.test.ann_file": ds["val_ann"]}
-    for split in ("train", "val", "test"):
-        overrides[f"data.{split}.img_prefix"] = ds["img_dir"] + os.sep
+    voc = cfg["data"]["train"]["type"] is VOCDataset  # VOC configs train from a VOC-layout copy
+    ds = make_shapes_dataset(data_dir, num_train=args.num_train, num_val=args.num_val, seed=args.seed, voc=voc)
+    if voc:
+        overrides = {"data.train.ann_file": ds["voc_train_ann"], "data.val.ann_file": ds["voc_val_ann"],
+                     "data.test.ann_file": ds["voc_val_ann"]}
+        for split in ("train", "val", "test"):
+            overrides[f"data.{split}.img_prefix"] = ds["voc_img_prefix"]
+    else:
+        overrides = {"data.train.ann_file": ds["train_ann"], "data.val.ann_file": ds["val_ann"],
+                     "data.test.ann_file": ds["val_ann"]}
+        for split in ("train", "val", "test"):
+            overrides[f"data.{split}.img_prefix"] = ds["img_dir"] + os.sep
     if args.epochs is not None:
         overrides["runner.max_epochs"] = args.epochs
         overrides["evaluation.interval"] = args.epochs
