@@ -55,7 +55,7 @@ def main() -> None:
     measured = []
     for config in args.config:
         torch.manual_seed(0)
-        model = init_detector(config, device="cpu", cfg_options={"model.test_cfg.rcnn.score_thr": 0.0})
+        model = init_detector(config, device="cpu", cfg_options=_all_detections(config))
         with torch.inference_mode():
             detector = median_time(lambda: inference_detector(model, args.image), args.reps)
             parts = breakdown(model, args.image)
@@ -65,13 +65,21 @@ def main() -> None:
     trunk_mid = statistics.median([trunk, trunk_after])
     for config, detector, parts in measured:
         report = {"config": config, "detector_s": round(detector, 3), "trunk_s": round(trunk_mid, 3),
-                  "ratio": round(detector / trunk_mid, 2), **{k: round(v, 3) for k, v in parts.items()}}
+                  "ratio": round(detector / trunk_mid, 2), **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in parts.items()}}
         if args.json:
             print(json.dumps(report))
         else:
             for key, value in report.items():
                 print(f"{key:>14}: {value}")
             print()
+
+
+def _all_detections(config: str) -> dict:
+    """score_thr 0, so random weights keep as many detections as a trained model on a busy photo."""
+    from detzoo.config import load_config
+
+    test_cfg = load_config(config)["model"]["test_cfg"]
+    return {"model.test_cfg.rcnn.score_thr": 0.0} if "rcnn" in test_cfg else {"model.test_cfg.score_thr": 0.0}
 
 
 def breakdown(model, image) -> dict:
@@ -83,11 +91,17 @@ def breakdown(model, image) -> dict:
     t1 = time.perf_counter()
     feats = model.extract_feat(batch["img"])
     t2 = time.perf_counter()
-    proposals = model.rpn_head.simple_test_rpn(feats, batch["img_metas"])
-    t3 = time.perf_counter()
-    model.roi_head.simple_test(feats, proposals, batch["img_metas"])
-    t4 = time.perf_counter()
-    return {"preprocess_s": t1 - t0, "backbone_neck_s": t2 - t1, "rpn_s": t3 - t2, "roi_head_s": t4 - t3}
+    parts = {"preprocess_s": t1 - t0, "backbone_neck_s": t2 - t1}
+    if hasattr(model, "rpn_head"):
+        proposals = model.rpn_head.simple_test_rpn(feats, batch["img_metas"])
+        t3 = time.perf_counter()
+        model.roi_head.simple_test(feats, proposals, batch["img_metas"])
+        parts.update(rpn_s=t3 - t2, roi_head_s=time.perf_counter() - t3)
+    else:  # one-stage: the dense head and its post-processing
+        model.bbox_head.predict(feats, batch["img_metas"])
+        parts.update(head_s=time.perf_counter() - t2)
+    parts["input_hw"] = tuple(batch["img"].shape[-2:])
+    return parts
 
 
 if __name__ == "__main__":

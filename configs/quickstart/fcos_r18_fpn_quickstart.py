@@ -57,7 +57,7 @@ data = dict(
               classes=classes, pipeline=test_pipeline),
 )
 
-max_epochs = 5
+max_epochs = 10
 optimizer = dict(type=torch.optim.AdamW, lr=0.0015, weight_decay=0.05, foreach=True)
 optimizer_config = dict(grad_clip=dict(max_norm=10, norm_type=2))
 lr_config = dict(policy="CosineAnnealing", by_epoch=False, min_lr_ratio=0.01,

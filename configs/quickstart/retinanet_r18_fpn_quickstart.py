@@ -12,6 +12,9 @@ no loader worker) with MMDetection's RetinaNet on top:
     would rely on the low-quality match alone.
   - the focal loss, the 0.5/0.4 assigner and the test settings are RetinaNet's; at most 100
     detections per image (the images hold 1..6 objects).
+  - GroupNorm (16 groups) in the head's stacked convs and 10 epochs: with RetinaNet's plain head
+    and the 5 epochs of the Faster R-CNN quickstart it reached only bbox mAP 0.151 (the focal
+    loss was still falling); with GN and 10 epochs 0.657 (mAP_50 0.839) in 472 s on 2 cores.
 `detzoo quickstart --config retinanet_r18_fpn_quickstart` generates the data into
 <work dir>/data and points the paths there.
 """
@@ -28,7 +31,8 @@ channels = 48
 
 model["backbone"].update(depth=18, stem_channels=32, base_channels=32, frozen_stages=-1, norm_eval=False)
 model["neck"].update(in_channels=[32, 64, 128, 256], out_channels=channels)
-model["bbox_head"].update(num_classes=len(classes), in_channels=channels, feat_channels=channels)
+model["bbox_head"].update(num_classes=len(classes), in_channels=channels, feat_channels=channels,
+                          norm_cfg=dict(type="GN", num_groups=16, requires_grad=True))
 model["bbox_head"]["anchor_generator"]["octave_base_scale"] = 2
 
 img_scale = (320, 256)
@@ -49,7 +53,7 @@ data = dict(
               classes=classes, pipeline=test_pipeline),
 )
 
-max_epochs = 5
+max_epochs = 10
 optimizer = dict(type=torch.optim.AdamW, lr=0.0015, weight_decay=0.05, foreach=True)
 optimizer_config = dict(grad_clip=dict(max_norm=10, norm_type=2))
 lr_config = dict(policy="CosineAnnealing", by_epoch=False, min_lr_ratio=0.01,

@@ -82,8 +82,8 @@ data = dict(
               classes=classes, pipeline=test_pipeline),
 )
 
-max_epochs = 5
-optimizer = dict(type=torch.optim.AdamW, lr=0.0015, weight_decay=0.05, foreach=True)
+max_epochs = 12
+optimizer = dict(type=torch.optim.AdamW, lr=0.002, weight_decay=0.05, foreach=True)
 optimizer_config = dict(grad_clip=dict(max_norm=35, norm_type=2))
 lr_config = dict(policy="CosineAnnealing", by_epoch=False, min_lr_ratio=0.01,
                  warmup="linear", warmup_iters=200, warmup_ratio=0.001)

@@ -92,3 +92,20 @@ def test_mask_quickstart_reaches_targets_in_time(tmp_path, config, seconds):
     metrics = json.loads((tmp_path / "qs" / "metrics.json").read_text())
     assert metrics["segm_mAP"] >= 0.45 and metrics["bbox_mAP"] >= 0.5, metrics
     assert elapsed < seconds, elapsed
+
+
+def test_voc_quickstart_trains_from_the_voc_copy_and_reports_voc_map(tmp_path, capsys):
+    work = tmp_path / "voc"
+    code = main(["quickstart", "--config", "yolov3_r18_quickstart_voc", "--work-dir", str(work),
+                 "--num-train", "12", "--num-val", "4", "--epochs", "1", "--num-vis", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    assert lines[-2].startswith("mAP:") and "AP50:" in lines[-2]
+    metrics = json.loads((work / "metrics.json").read_text())
+    assert 0.0 <= metrics["mAP"] <= 1.0 and "bbox_mAP" not in metrics
+    voc_root = work / "data" / "VOCdevkit" / "VOC2007"
+    val_ids = (voc_root / "ImageSets" / "Main" / "val.txt").read_text().split()
+    assert len(val_ids) == 4 and all((voc_root / "Annotations" / f"{i}.xml").is_file() for i in val_ids)
+    # detections are keyed by VOC image ids (strings), not COCO ids
+    results = json.loads((work / "results.json").read_text())
+    assert {r["image_id"] for r in results} <= set(val_ids)
