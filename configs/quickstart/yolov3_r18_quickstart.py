@@ -9,11 +9,11 @@ For `detzoo quickstart --config yolov3_r18_quickstart` (1200 generated training 
   - 9 square anchors (the shapes' boxes are close to square) spaced by sqrt(2) from 10 to
     160 px, three per level: 10-20 px on stride 8, 28-57 on stride 16, 80-160 on stride 32.
   - MMDetection's YOLOv3 assignment, losses (summed, not averaged) and test settings.
-  - images resized to fit 320 x 320 (keep ratio), random flip; batches of 4 (5 epochs = 1500
-    iterations, as the Faster R-CNN quickstart); no loader worker.
-  - AdamW, peak lr 1.5e-3 (the Faster R-CNN quickstart's tuned value), a linear warm-up and a
-    per-iteration cosine decay, so `--epochs` rescales the whole schedule; the gradient norm is
-    clipped at 35 as MMDetection's YOLOv3 does.
+  - images resized to fit 320 x 320 (keep ratio), random flip; batches of 4; no loader worker.
+  - AdamW, peak lr 2e-3, a linear warm-up and a per-iteration cosine decay, so `--epochs`
+    rescales the whole schedule; the gradient norm is clipped at 35 as MMDetection's YOLOv3 does.
+  - 12 epochs: YOLOv3 learns slowly from scratch. Measured (seed 0, 2 cores): 5 epochs at lr
+    1.5e-3 gave bbox mAP 0.241; 12 epochs at 2e-3 gave 0.566 (mAP_50 0.768) in 578 s.
 """
 import torch
 

@@ -3,7 +3,8 @@ mAP@0.5 (VOC2007 11-point AP, difficult objects ignored).
 
 `detzoo quickstart --config yolov3_r18_quickstart_voc` writes the generated images both as COCO
 and as VOCdevkit/VOC2007 (Annotations/*.xml, JPEGImages/, ImageSets/Main/{train,val}.txt) and
-trains from the VOC copy; model and schedule are `yolov3_r18_quickstart`'s.
+trains from the VOC copy; the model is `yolov3_r18_quickstart`'s, trained 15 epochs instead of 12
+(the COCO-style quickstart reaches mAP_50 0.77 at 12; VOC mAP@0.5 here is the 11-point AP).
 """
 from detzoo.data import VOCDataset
 
@@ -21,4 +22,6 @@ data = dict(
     test=dict(type=VOCDataset, ann_file=voc_root + "ImageSets/Main/val.txt", img_prefix=voc_root,
               classes=classes, pipeline=test_pipeline),
 )
-evaluation = dict(interval=max_epochs, metric="mAP")  # noqa: F405
+max_epochs = 15
+runner = dict(type="EpochBasedRunner", max_epochs=max_epochs)
+evaluation = dict(interval=max_epochs, metric="mAP")
