@@ -187,3 +187,17 @@ def test_class_agnostic_nms_suppresses_across_classes():
     assert len(head.bbox_post_process(boxes, scores, labels, None, META, rescale=False)) == 1
     head.test_cfg = dict(cfg, nms=dict(iou_threshold=0.5))
     assert len(head.bbox_post_process(boxes, scores, labels, None, META, rescale=False)) == 2
+
+
+def test_filter_scores_and_topk_partial_selection_equals_a_full_sort():
+    from detzoo.models.dense_heads import filter_scores_and_topk
+
+    gen = torch.Generator().manual_seed(7)
+    scores = torch.rand(3000, 80, generator=gen)
+    for topk in (50, 1000, 100000, -1):
+        got_scores, got_labels, got_rows = filter_scores_and_topk(scores, 0.3, topk)
+        valid = (scores > 0.3).nonzero()
+        flat = scores[valid[:, 0], valid[:, 1]]
+        order = flat.sort(descending=True).indices[:min(topk, flat.numel())]
+        assert torch.equal(got_scores, flat[order])
+        assert torch.equal(got_rows, valid[order, 0]) and torch.equal(got_labels, valid[order, 1])
