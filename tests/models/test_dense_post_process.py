@@ -193,7 +193,8 @@ def test_filter_scores_and_topk_partial_selection_equals_a_full_sort():
     from detzoo.models.dense_heads import filter_scores_and_topk
 
     gen = torch.Generator().manual_seed(7)
-    scores = torch.rand(3000, 80, generator=gen)
+    # distinct scores: which of two tied pairs comes first is unspecified (as in the reference)
+    scores = (torch.randperm(3000 * 80, generator=gen).float() / (3000 * 80)).reshape(3000, 80)
     for topk in (50, 1000, 100000, -1):
         got_scores, got_labels, got_rows = filter_scores_and_topk(scores, 0.3, topk)
         valid = (scores > 0.3).nonzero()
