@@ -3,8 +3,9 @@ mAP@0.5 (VOC2007 11-point AP, difficult objects ignored).
 
 `detzoo quickstart --config yolov3_r18_quickstart_voc` writes the generated images both as COCO
 and as VOCdevkit/VOC2007 (Annotations/*.xml, JPEGImages/, ImageSets/Main/{train,val}.txt) and
-trains from the VOC copy; the model is `yolov3_r18_quickstart`'s, trained 15 epochs instead of 12
-(the COCO-style quickstart reaches mAP_50 0.77 at 12; VOC mAP@0.5 here is the 11-point AP).
+trains from the VOC copy; the model is `yolov3_r18_quickstart`'s, trained 20 epochs instead of 12.
+Measured (seed 0, 2 cores): VOC07 11-point mAP@0.5 0.769 after 15 epochs (719 s), 0.838 after 20
+(975 s; circle 0.883, square 0.783, triangle 0.847, star 0.840).
 """
 from detzoo.data import VOCDataset
 
@@ -22,6 +23,6 @@ data = dict(
     test=dict(type=VOCDataset, ann_file=voc_root + "ImageSets/Main/val.txt", img_prefix=voc_root,
               classes=classes, pipeline=test_pipeline),
 )
-max_epochs = 15
+max_epochs = 20
 runner = dict(type="EpochBasedRunner", max_epochs=max_epochs)
 evaluation = dict(interval=max_epochs, metric="mAP")
