@@ -14,7 +14,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from detzoo.errors import ConfigError
 from detzoo.models.layers import ConvModule
-from .resnet import ResNet, pretrained_init_cfg
+from .resnet import pretrained_init_cfg
+from .pretrained import load_backbone_weights
 
 __all__ = ["Darknet", "DarknetResBlock"]
 
@@ -109,7 +110,7 @@ class Darknet(nn.Module):
                     m.init_weights()
         if self.init_cfg is not None:
             # the loader only relies on state_dict/load_state_dict and the depth in messages
-            ResNet._load_pretrained(self, self.init_cfg["checkpoint"], self.init_cfg.get("prefix"))
+            load_backbone_weights(self, self.init_cfg["checkpoint"], self.init_cfg.get("prefix"))
 
     def train(self, mode: bool = True) -> "Darknet":
         super().train(mode)

@@ -36,7 +36,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from detzoo.errors import ConfigError
 from .resnet import pretrained_init_cfg
-from .ssd_vgg import load_backbone_weights
+from .pretrained import load_backbone_weights
 
 __all__ = ["ConvBN", "DepthwiseSeparable", "MobileNetV1", "paddle_static_name"]
 

@@ -9,17 +9,17 @@ stride-2 stages). A deformable ``conv2`` (``dcn``) adds ``conv2.conv_offset.{wei
 """
 from __future__ import annotations
 
-import os
 
 import torch
 import torch.utils.checkpoint as checkpoint_utils
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from detzoo.errors import CheckpointError, ConfigError
+from detzoo.errors import ConfigError
 from detzoo.models.layers.conv_module import build_conv_layer
 from detzoo.models.layers.norm import build_norm_layer, norm_name
 from detzoo.ops.deform_conv import DeformConv2d, ModulatedDeformConv2d
+from .pretrained import load_backbone_weights
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "make_res_layer", "pretrained_init_cfg"]
 
@@ -375,30 +375,7 @@ class ResNet(nn.Module):
         with torch.no_grad():
             self._init_random()
         if self.init_cfg is not None:
-            self._load_pretrained(self.init_cfg["checkpoint"], self.init_cfg.get("prefix"))
-
-    def _load_pretrained(self, path: str, prefix: str | None) -> None:
-        if not os.path.isfile(path):
-            raise CheckpointError(f"{path}: pretrained backbone checkpoint not found")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # corrupt file or pickled objects beyond tensors
-            raise CheckpointError(f"{path}: cannot read checkpoint ({err})") from None
-        state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-        if not isinstance(state, dict):
-            raise CheckpointError(f"{path}: no state dict found in checkpoint")
-        if prefix:
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        own = self.state_dict()
-        matched = {k: v for k, v in state.items() if k in own}
-        if not matched:
-            raise CheckpointError(f"{path}: no key matches the {type(self).__name__}-{self.depth}"
-                                  f" backbone (prefix={prefix!r})")
-        for key, value in matched.items():
-            if value.shape != own[key].shape:
-                raise CheckpointError(f"{path}: {key} has shape {tuple(value.shape)}, the "
-                                      f"backbone expects {tuple(own[key].shape)}")
-        self.load_state_dict(matched, strict=False)
+            load_backbone_weights(self, self.init_cfg["checkpoint"], self.init_cfg.get("prefix"))
 
     def train(self, mode: bool = True) -> "ResNet":
         super().train(mode)
