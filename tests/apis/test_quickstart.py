@@ -109,3 +109,21 @@ def test_voc_quickstart_trains_from_the_voc_copy_and_reports_voc_map(tmp_path, c
     # detections are keyed by VOC image ids (strings), not COCO ids
     results = json.loads((work / "results.json").read_text())
     assert {r["image_id"] for r in results} <= set(val_ids)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config,key,target,seconds", [
+    ("cascade_rcnn_r18_fpn_quickstart", "bbox_mAP", 0.728, 900),  # must beat Faster R-CNN's 0.727
+    ("retinanet_r18_fpn_quickstart", "bbox_mAP", 0.5, 900),
+    ("fcos_r18_fpn_quickstart", "bbox_mAP", 0.5, 900),
+    ("yolov3_r18_quickstart", "bbox_mAP", 0.5, 900),
+    ("yolov3_r18_quickstart_voc", "mAP", 0.8, 1200),
+])
+def test_family_quickstarts_reach_their_targets(tmp_path, config, key, target, seconds):
+    """Acceptance runs of issues 3 and 4 (about 7-16 minutes each on 2 cores)."""
+    start = time.perf_counter()
+    assert main(["quickstart", "--config", config, "--work-dir", str(tmp_path / "qs")]) == 0
+    elapsed = time.perf_counter() - start
+    metrics = json.loads((tmp_path / "qs" / "metrics.json").read_text())
+    assert metrics[key] >= target, metrics
+    assert elapsed < seconds, elapsed
