@@ -18,15 +18,13 @@ no loader worker) with MMDetection's RetinaNet on top:
 `detzoo quickstart --config retinanet_r18_fpn_quickstart` generates the data into
 <work dir>/data and points the paths there.
 """
-import torch
-
-from detzoo.data import CocoDataset
 
 from .._base_.datasets.coco_detection import test_pipeline, train_pipeline
+from .._base_.datasets.shapes_quickstart import classes, data_root, shapes_data  # noqa: F401
 from .._base_.default_runtime import *  # noqa: F401,F403
+from .._base_.schedules.quickstart_adamw import *  # noqa: F401,F403
 from .._base_.models.retinanet_r50_fpn import model
 
-classes = ("circle", "square", "triangle", "star")
 channels = 48
 
 model["backbone"].update(depth=18, stem_channels=32, base_channels=32, frozen_stages=-1, norm_eval=False)
@@ -41,26 +39,7 @@ for step in train_pipeline:
         step["img_scale"] = img_scale
 test_pipeline[1]["img_scale"] = img_scale
 
-data_root = "data/quickstart/"
-data = dict(
-    samples_per_gpu=4,
-    workers_per_gpu=0,
-    train=dict(type=CocoDataset, ann_file=data_root + "train.json", img_prefix=data_root + "images/",
-               classes=classes, pipeline=train_pipeline),
-    val=dict(type=CocoDataset, ann_file=data_root + "val.json", img_prefix=data_root + "images/",
-             classes=classes, pipeline=test_pipeline),
-    test=dict(type=CocoDataset, ann_file=data_root + "val.json", img_prefix=data_root + "images/",
-              classes=classes, pipeline=test_pipeline),
-)
+data = shapes_data(train_pipeline, test_pipeline)
 
 max_epochs = 10
-optimizer = dict(type=torch.optim.AdamW, lr=0.0015, weight_decay=0.05, foreach=True)
-optimizer_config = dict(grad_clip=dict(max_norm=10, norm_type=2))
-lr_config = dict(policy="CosineAnnealing", by_epoch=False, min_lr_ratio=0.01,
-                 warmup="linear", warmup_iters=200, warmup_ratio=0.001)
-runner = dict(type="EpochBasedRunner", max_epochs=max_epochs)
-auto_scale_lr = dict(enable=False, base_batch_size=16)
-log_config = dict(interval=50)
-# quickstart evaluates once after training; `detzoo train` evaluates at the end only
-evaluation = dict(interval=max_epochs, metric="bbox")
-checkpoint_config = dict(interval=1, max_keep_ckpts=2)
+runner["max_epochs"] = evaluation["interval"] = max_epochs  # noqa: F405

@@ -15,18 +15,16 @@ For `detzoo quickstart --config yolov3_r18_quickstart` (1200 generated training 
   - 12 epochs: YOLOv3 learns slowly from scratch. Measured (seed 0, 2 cores): 5 epochs at lr
     1.5e-3 gave bbox mAP 0.241; 12 epochs at 2e-3 gave 0.566 (mAP_50 0.768) in 578 s.
 """
-import torch
-
-from detzoo.data import CocoDataset
 from detzoo.data.transforms import (Collect, DefaultFormatBundle, LoadAnnotations, LoadImageFromFile,
                                     MultiScaleFlipAug, Normalize, Pad, RandomFlip, Resize)
 from detzoo.models.backbones import ResNet
 from detzoo.models.task_modules import YOLOAnchorGenerator
 
+from .._base_.datasets.shapes_quickstart import classes, data_root, shapes_data  # noqa: F401
 from .._base_.default_runtime import *  # noqa: F401,F403
+from .._base_.schedules.quickstart_adamw import *  # noqa: F401,F403
 from ..yolo._base_.yolov3_d53 import model
 
-classes = ("circle", "square", "triangle", "star")
 
 model["backbone"] = dict(type=ResNet, depth=18, stem_channels=32, base_channels=32, out_indices=(1, 2, 3),
                          frozen_stages=-1, norm_eval=False, style="pytorch")
@@ -70,26 +68,10 @@ test_pipeline = [
     ),
 ]
 
-data_root = "data/quickstart/"
-data = dict(
-    samples_per_gpu=4,
-    workers_per_gpu=0,
-    train=dict(type=CocoDataset, ann_file=data_root + "train.json", img_prefix=data_root + "images/",
-               classes=classes, pipeline=train_pipeline),
-    val=dict(type=CocoDataset, ann_file=data_root + "val.json", img_prefix=data_root + "images/",
-             classes=classes, pipeline=test_pipeline),
-    test=dict(type=CocoDataset, ann_file=data_root + "val.json", img_prefix=data_root + "images/",
-              classes=classes, pipeline=test_pipeline),
-)
+data = shapes_data(train_pipeline, test_pipeline)
 
 max_epochs = 12
-optimizer = dict(type=torch.optim.AdamW, lr=0.002, weight_decay=0.05, foreach=True)
-optimizer_config = dict(grad_clip=dict(max_norm=35, norm_type=2))
-lr_config = dict(policy="CosineAnnealing", by_epoch=False, min_lr_ratio=0.01,
-                 warmup="linear", warmup_iters=200, warmup_ratio=0.001)
-runner = dict(type="EpochBasedRunner", max_epochs=max_epochs)
-auto_scale_lr = dict(enable=False, base_batch_size=4)
-log_config = dict(interval=50)
-# quickstart evaluates once after training; `detzoo train` evaluates at the end only
-evaluation = dict(interval=max_epochs, metric="bbox")
-checkpoint_config = dict(interval=1, max_keep_ckpts=2)
+runner["max_epochs"] = evaluation["interval"] = max_epochs  # noqa: F405
+optimizer["lr"] = 0.002  # noqa: F405
+optimizer_config["grad_clip"]["max_norm"] = 35  # noqa: F405
+auto_scale_lr["base_batch_size"] = 4  # noqa: F405
