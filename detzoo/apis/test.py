@@ -9,6 +9,9 @@ from tqdm import tqdm
 
 from detzoo.structures import DetResult
 
+# file extensions written as MMDetection-style pickles (proposal files, 2.x test results)
+PICKLE_EXTS = (".pkl", ".pickle")
+
 
 @torch.inference_mode()
 def run_test(model, dataset, samples_per_gpu: int = 1, workers_per_gpu: int = 0, show_dir: Optional[str] = None,
@@ -92,7 +95,7 @@ def save_results(path: str, results, dataset, proposals: bool = False) -> str:
     if proposals:
         save_proposals(path, results)
         return f"proposals of {len(results)} images"
-    if osp.splitext(path)[1].lower() in (".pkl", ".pickle"):
+    if osp.splitext(path)[1].lower() in PICKLE_EXTS:
         save_mmdet_results(path, results, len(dataset.CLASSES))
         return "detections (MMDetection 2.x pickle)"
     if isinstance(dataset, VOCDataset):

@@ -10,8 +10,6 @@ import os.path as osp
 
 from .common import add_config_arguments, load_cli_config, pick_device
 
-_PICKLE_EXTS = (".pkl", ".pickle")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
@@ -32,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_request(args: argparse.Namespace, is_rpn: bool) -> None:
+    from detzoo.apis.test import PICKLE_EXTS
     from detzoo.errors import ConfigError
 
     if not is_rpn:
@@ -40,7 +39,7 @@ def _check_request(args: argparse.Namespace, is_rpn: bool) -> None:
     if wrong:
         raise ConfigError(f"an RPN outputs class-agnostic proposals: evaluate them with --eval proposal, "
                           f"not {' '.join(wrong)}")
-    if args.out and osp.splitext(args.out)[1].lower() not in _PICKLE_EXTS + (".json",):
+    if args.out and osp.splitext(args.out)[1].lower() not in PICKLE_EXTS + (".json",):
         raise ConfigError(f"--out {args.out}: an RPN writes a proposal file: name it .pkl (MMDetection's "
                           "format) or .json")
 

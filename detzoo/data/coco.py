@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import math
 import os.path as osp
 import warnings
@@ -24,6 +23,7 @@ from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from ..errors import DataError
+from ..utils.fileio import read_json
 from .transforms.compose import Compose
 
 _IMAGE_KEYS = ("id", "file_name", "width", "height")
@@ -37,14 +37,7 @@ def read_coco_json(ann_file: str) -> dict:
     """Load and validate a COCO annotation file; every problem is a DataError naming the entry."""
     if not osp.isfile(ann_file):
         raise DataError(f"annotation file not found: {ann_file}")
-    try:
-        with open(ann_file, "r", encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{ann_file}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
-                        f"{exc.msg}") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{ann_file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    data = read_json(ann_file)
     if not isinstance(data, dict):
         raise DataError(f"{ann_file}: top level must be a JSON object with 'images', "
                         f"'annotations' and 'categories', got {type(data).__name__}")

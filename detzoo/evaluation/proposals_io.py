@@ -23,7 +23,7 @@ import torch
 
 from detzoo.errors import DataError
 from detzoo.structures import DetResult
-from detzoo.utils.fileio import atomic_open, atomic_write_text
+from detzoo.utils.fileio import atomic_open, atomic_write_text, read_json
 from .results_io import encode_masks
 
 ProposalLike = Union[DetResult, np.ndarray, torch.Tensor]
@@ -115,17 +115,6 @@ def save_proposals(path: str | os.PathLike, results: Sequence[ProposalLike]) -> 
         pickle.dump(arrays, f, protocol=2)
 
 
-def _read_json(path: str):
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
-                        f"{exc.msg}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-
-
 def _read_pickle(path: str):
     with open(path, "rb") as f:
         try:
@@ -172,7 +161,7 @@ def load_proposals(path: str | os.PathLike) -> list[np.ndarray]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataError(f"proposal file not found: {path}")
-    data = _read_json(path) if path.lower().endswith(".json") else _read_pickle(path)
+    data = read_json(path) if path.lower().endswith(".json") else _read_pickle(path)
     if not isinstance(data, (list, tuple)):
         raise DataError(f"{path}: expected a list with one proposal array per image, got "
                         f"{type(data).__name__}")

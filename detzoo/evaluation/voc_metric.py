@@ -28,25 +28,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from detzoo.errors import ConfigError, DataError
+from detzoo.ops.boxes import bbox_overlaps_np
 from detzoo.evaluation.coco_metric import _format_table
 
 EVAL_MODES = ("area", "11points")
-
-
-def bbox_overlaps_np(boxes1: np.ndarray, boxes2: np.ndarray, use_legacy_coordinate: bool = False,
-                     eps: float = 1e-6) -> np.ndarray:
-    """IoU of float32 [n, 4] x [m, 4] xyxy boxes -> float32 [n, m] (mmdet's numpy
-    ``bbox_overlaps``; legacy coordinates add 1 to every width and height)."""
-    extra = np.float32(1.0 if use_legacy_coordinate else 0.0)
-    b1 = np.asarray(boxes1, dtype=np.float32).reshape(-1, 4)
-    b2 = np.asarray(boxes2, dtype=np.float32).reshape(-1, 4)
-    area1 = (b1[:, 2] - b1[:, 0] + extra) * (b1[:, 3] - b1[:, 1] + extra)
-    area2 = (b2[:, 2] - b2[:, 0] + extra) * (b2[:, 3] - b2[:, 1] + extra)
-    inter_w = np.minimum(b1[:, None, 2], b2[None, :, 2]) - np.maximum(b1[:, None, 0], b2[None, :, 0])
-    inter_h = np.minimum(b1[:, None, 3], b2[None, :, 3]) - np.maximum(b1[:, None, 1], b2[None, :, 1])
-    overlap = np.maximum(inter_w + extra, 0) * np.maximum(inter_h + extra, 0)
-    union = np.maximum(area1[:, None] + area2[None, :] - overlap, np.float32(eps))
-    return overlap / union
 
 
 def average_precision(recalls: np.ndarray, precisions: np.ndarray, mode: str = "area") -> float:

@@ -6,6 +6,7 @@ degenerate (zero-area) boxes give 0 rather than NaN.
 """
 from typing import Sequence, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -101,3 +102,19 @@ def rescale_boxes(boxes: Tensor, scale_factor: Union[Sequence[float], Tensor]) -
     w_scale, h_scale = factor[0], factor[1]
     return boxes / torch.stack([w_scale, h_scale, w_scale, h_scale])
 
+
+def bbox_overlaps_np(boxes1: np.ndarray, boxes2: np.ndarray, use_legacy_coordinate: bool = False,
+                     eps: float = 1e-6) -> np.ndarray:
+    """IoU of float32 [n, 4] x [m, 4] xyxy numpy boxes -> float32 [n, m] (mmdet's numpy
+    ``bbox_overlaps``, used by VOC evaluation and MinIoURandomCrop; legacy coordinates add 1 to
+    every width and height)."""
+    extra = np.float32(1.0 if use_legacy_coordinate else 0.0)
+    b1 = np.asarray(boxes1, dtype=np.float32).reshape(-1, 4)
+    b2 = np.asarray(boxes2, dtype=np.float32).reshape(-1, 4)
+    area1 = (b1[:, 2] - b1[:, 0] + extra) * (b1[:, 3] - b1[:, 1] + extra)
+    area2 = (b2[:, 2] - b2[:, 0] + extra) * (b2[:, 3] - b2[:, 1] + extra)
+    inter_w = np.minimum(b1[:, None, 2], b2[None, :, 2]) - np.maximum(b1[:, None, 0], b2[None, :, 0])
+    inter_h = np.minimum(b1[:, None, 3], b2[None, :, 3]) - np.maximum(b1[:, None, 1], b2[None, :, 1])
+    overlap = np.maximum(inter_w + extra, 0) * np.maximum(inter_h + extra, 0)
+    union = np.maximum(area1[:, None] + area2[None, :] - overlap, np.float32(eps))
+    return overlap / union

@@ -6,6 +6,7 @@ full disk never leaves a half-written file and never damages the previous versio
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
@@ -63,3 +64,17 @@ def _fsync_dir(folder: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_json(path: str | os.PathLike):
+    """Parse a UTF-8 JSON file; malformed JSON or text is a DataError naming the file and where."""
+    from detzoo.errors import DataError
+
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{os.fspath(path)}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
+                        f"{exc.msg}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{os.fspath(path)}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc

@@ -17,6 +17,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ...errors import ConfigError, DataError
+from ...ops.boxes import bbox_overlaps_np
 from .compose import Compose, sample_rng
 from .geometric import _CV2_INTERP, Resize
 
@@ -110,16 +111,6 @@ class Expand:
                 f"prob={self.prob})")
 
 
-def _iou_with_patch(patch: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU [n] of one xyxy patch with boxes [n, 4] (mmdet's numpy bbox_overlaps, eps=1e-6)."""
-    lt = np.maximum(boxes[:, :2], patch[:2])
-    rb = np.minimum(boxes[:, 2:], patch[2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-    area_patch = (patch[2] - patch[0]) * (patch[3] - patch[1])
-    area_boxes = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area_patch + area_boxes - inter, 1e-6)
-
-
 def _centres_inside(boxes: np.ndarray, patch: np.ndarray) -> np.ndarray:
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     return ((centre[:, 0] > patch[0]) & (centre[:, 1] > patch[1])
@@ -174,7 +165,7 @@ class MinIoURandomCrop:
                 if patch[2] == patch[0] or patch[3] == patch[1]:
                     continue
                 if len(boxes):
-                    if _iou_with_patch(patch, boxes).min() < min_iou:
+                    if bbox_overlaps_np(patch[None], boxes).min() < min_iou:
                         continue
                     if not _centres_inside(boxes, patch).any():
                         continue

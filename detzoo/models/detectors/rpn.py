@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from detzoo.errors import ConfigError
+from detzoo.ops import rescale_boxes
 from detzoo.structures import DetResult
 from ..build import build_if_needed
 from .base import BaseDetector
@@ -104,7 +105,7 @@ class RPN(BaseDetector):
         for dets, meta in zip(proposals, img_metas):
             boxes = dets[:, :4]
             if rescale:
-                boxes = boxes / boxes.new_tensor(meta["scale_factor"][:4])
+                boxes = rescale_boxes(boxes, meta["scale_factor"])
             labels = torch.zeros(dets.shape[0], dtype=torch.long, device=dets.device)
             results.append(DetResult(boxes, dets[:, 4], labels))
         return results

@@ -12,11 +12,18 @@ from detzoo.errors import ConfigError
 from .reduction import weight_reduce_loss
 
 
-def _expand_onehot(labels: torch.Tensor, label_weights: Optional[torch.Tensor], num_channels: int):
-    """labels in [0, C) become one-hot rows; the background label C becomes an all-zero row."""
-    onehot = labels.new_zeros((labels.shape[0], num_channels), dtype=torch.float32)
-    fg = (labels >= 0) & (labels < num_channels)
+def labels_to_onehot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """labels [N] in [0, num_classes] (num_classes = background) -> [N, num_classes] 0/1 rows,
+    all-zero for background (MMDetection: one-hot over C + 1 classes, last column dropped)."""
+    onehot = torch.zeros((labels.shape[0], num_classes), dtype=dtype, device=labels.device)
+    fg = (labels >= 0) & (labels < num_classes)
     onehot[fg.nonzero(as_tuple=True)[0], labels[fg]] = 1.0
+    return onehot
+
+
+def _expand_onehot(labels: torch.Tensor, label_weights: Optional[torch.Tensor], num_channels: int):
+    """One-hot targets (background -> all-zero row) and the label weights repeated per channel."""
+    onehot = labels_to_onehot(labels, num_channels)
     if label_weights is not None:
         label_weights = label_weights.reshape(-1, 1).expand(-1, num_channels).float()
     return onehot, label_weights

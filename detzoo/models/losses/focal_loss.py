@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from detzoo.errors import ConfigError
+from .cross_entropy import labels_to_onehot
 from .reduction import weight_reduce_loss
 
 
@@ -34,15 +35,6 @@ def focal_loss_with_prob(prob: torch.Tensor, target: torch.Tensor, gamma: float 
     pt = (1 - prob) * target + prob * (1 - target)
     focal_weight = (alpha * target + (1 - alpha) * (1 - target)) * pt.pow(gamma)
     return F.binary_cross_entropy(prob, target, reduction="none") * focal_weight
-
-
-def labels_to_onehot(labels: torch.Tensor, num_classes: int, like: torch.Tensor) -> torch.Tensor:
-    """labels [N] in [0, num_classes] (num_classes = background) -> [N, num_classes] 0/1 rows,
-    all-zero for background (mmdet: one_hot over C + 1 classes, last column dropped)."""
-    onehot = like.new_zeros((labels.shape[0], num_classes))
-    fg = (labels >= 0) & (labels < num_classes)
-    onehot[fg.nonzero(as_tuple=True)[0], labels[fg]] = 1.0
-    return onehot
 
 
 class FocalLoss(nn.Module):
@@ -71,7 +63,7 @@ class FocalLoss(nn.Module):
                 avg_factor: Optional[float] = None, reduction_override: Optional[str] = None) -> torch.Tensor:
         reduction = reduction_override or self.reduction
         if target.dim() == 1:
-            target = labels_to_onehot(target, pred.shape[1], pred)
+            target = labels_to_onehot(target, pred.shape[1], pred.dtype)
         loss_fn = focal_loss_with_prob if self.activated else sigmoid_focal_loss
         loss = loss_fn(pred, target, self.gamma, self.alpha)
         if weight is not None and weight.shape != loss.shape:

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from detzoo.ops import rescale_boxes
 from detzoo.structures import DetResult
 from ..task_modules import SamplingResult
 
@@ -48,8 +49,8 @@ def rescale_result(result: DetResult, img_meta: dict) -> DetResult:
     """Boxes from the network input's pixels to the original image's (divide by scale_factor)."""
     if len(result) == 0:
         return result
-    scale = result.boxes.new_tensor(img_meta["scale_factor"][:4]).reshape(1, 4)
-    return DetResult(result.boxes / scale, result.scores, result.labels, result.masks)
+    return DetResult(rescale_boxes(result.boxes, img_meta["scale_factor"]), result.scores, result.labels,
+                     result.masks)
 
 
 def finish_mask_results(mask_head: nn.Module, results: List[DetResult], mask_probs: List[torch.Tensor],
