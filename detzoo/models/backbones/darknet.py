@@ -10,12 +10,12 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from detzoo.errors import ConfigError
 from detzoo.models.layers import ConvModule
-from .resnet import pretrained_init_cfg
+from .freezing import FrozenStagesMixin
 from .pretrained import load_backbone_weights
+from .resnet import pretrained_init_cfg
 
 __all__ = ["Darknet", "DarknetResBlock"]
 
@@ -39,7 +39,7 @@ class DarknetResBlock(nn.Module):
         return x + self.conv2(self.conv1(x))
 
 
-class Darknet(nn.Module):
+class Darknet(FrozenStagesMixin, nn.Module):
     """Darknet-53 feature extractor.
 
     ``forward(x [N, 3, H, W])`` returns the outputs of the stages in ``out_indices``, where stage
@@ -94,12 +94,8 @@ class Darknet(nn.Module):
         self.out_channels = [stage_channels[i] for i in self.out_indices]
         self._freeze_stages()
 
-    def _freeze_stages(self) -> None:
-        for name in self.cr_blocks[:max(self.frozen_stages, 0)]:
-            module = getattr(self, name)
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+    def _frozen_modules(self) -> list:
+        return [getattr(self, name) for name in self.cr_blocks[:max(self.frozen_stages, 0)]]
 
     def init_weights(self) -> None:
         """ConvModule's random init (Kaiming for LeakyReLU, BN weight 1), then the
@@ -111,15 +107,6 @@ class Darknet(nn.Module):
         if self.init_cfg is not None:
             # the loader only relies on state_dict/load_state_dict and the depth in messages
             load_backbone_weights(self, self.init_cfg["checkpoint"], self.init_cfg.get("prefix"))
-
-    def train(self, mode: bool = True) -> "Darknet":
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         outs = []

@@ -35,8 +35,9 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from detzoo.errors import ConfigError
-from .resnet import pretrained_init_cfg
+from .freezing import FrozenStagesMixin
 from .pretrained import load_backbone_weights
+from .resnet import pretrained_init_cfg
 
 __all__ = ["ConvBN", "DepthwiseSeparable", "MobileNetV1", "paddle_static_name"]
 
@@ -98,7 +99,7 @@ def paddle_static_name(key: str) -> str:
     return f"{base}_bn_{suffix[param]}"
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(FrozenStagesMixin, nn.Module):
     """``forward(x: [N, 3, H, W])`` -> tuple of maps (see the module docstring for which).
 
     Args:
@@ -174,21 +175,6 @@ class MobileNetV1(nn.Module):
         if self.frozen_stages < 0:
             return []
         return [self.conv1] + [getattr(self, n) for n in self.block_names[:self.frozen_stages]]
-
-    def _freeze_stages(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> "MobileNetV1":
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = self.conv1(x)

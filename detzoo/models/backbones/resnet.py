@@ -19,6 +19,7 @@ from detzoo.errors import ConfigError
 from detzoo.models.layers.conv_module import build_conv_layer
 from detzoo.models.layers.norm import build_norm_layer, norm_name
 from detzoo.ops.deform_conv import DeformConv2d, ModulatedDeformConv2d
+from .freezing import FrozenStagesMixin
 from .pretrained import load_backbone_weights
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "make_res_layer", "pretrained_init_cfg"]
@@ -198,7 +199,7 @@ def pretrained_init_cfg(owner: str, pretrained: str | None, init_cfg: dict | Non
     return init_cfg
 
 
-class ResNet(nn.Module):
+class ResNet(FrozenStagesMixin, nn.Module):
     """ResNet-{18,34,50,101,152} feature extractor.
 
     ``forward(x: [N, in_channels, H, W])`` returns a tuple with the output of each stage in
@@ -335,12 +336,6 @@ class ResNet(nn.Module):
         frozen = [self.stem] if self.deep_stem else [self.conv1, self.norm1]
         return frozen + [getattr(self, f"layer{i}") for i in range(1, self.frozen_stages + 1)]
 
-    def _freeze_stages(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
     def _init_random(self) -> None:
         # mmdet ResNet init_cfg: Kaiming(Conv2d) = normal, fan_out, ReLU gain; Constant(1) on
         # norms; Constant(0) on norm3 (Bottleneck) / norm2 (BasicBlock) when zero_init_residual.
@@ -376,15 +371,6 @@ class ResNet(nn.Module):
             self._init_random()
         if self.init_cfg is not None:
             load_backbone_weights(self, self.init_cfg["checkpoint"], self.init_cfg.get("prefix"))
-
-    def train(self, mode: bool = True) -> "ResNet":
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.deep_stem:
