@@ -20,6 +20,12 @@ class BaseDetector(nn.Module):
         super().__init__()
         self.class_names = tuple(class_names) if class_names is not None else None
 
+    def extract_feat(self, img: torch.Tensor) -> Sequence[torch.Tensor]:
+        """img [B, 3, H, W] -> the backbone's feature maps, through the neck when there is one
+        (subclasses set ``self.backbone`` and ``self.neck``, None for no neck)."""
+        feats = self.backbone(img)
+        return self.neck(feats) if getattr(self, "neck", None) is not None else feats
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device

@@ -35,10 +35,6 @@ class FastRCNN(BaseDetector):
         self.roi_head = build_if_needed(roi_head)
         self.roi_head.set_cfgs((train_cfg or {}).get("rcnn"), (test_cfg or {}).get("rcnn"))
 
-    def extract_feat(self, img: torch.Tensor) -> Sequence[torch.Tensor]:
-        feats = self.backbone(img)
-        return self.neck(feats) if self.neck is not None else feats
-
     @staticmethod
     def _check_proposals(proposals, num_images: int, device, dtype) -> List[torch.Tensor]:
         if proposals is None:

@@ -75,10 +75,6 @@ class RPN(BaseDetector):
             _rename_prefix(converted, cls.LEGACY_HEAD, cls.CKPT_HEAD)
         return converted
 
-    def extract_feat(self, img: torch.Tensor) -> Sequence[torch.Tensor]:
-        feats = self.backbone(img)
-        return self.neck(feats) if self.neck is not None else feats
-
     def loss(self, batch: dict) -> Dict[str, torch.Tensor]:
         """Objectness (loss_rpn_cls) and box (loss_rpn_bbox) losses; labels are not needed.
 

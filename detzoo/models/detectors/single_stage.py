@@ -29,10 +29,6 @@ class SingleStageDetector(BaseDetector):
         self.bbox_head = build_if_needed(bbox_head)
         self.bbox_head.set_cfgs(train_cfg, test_cfg)
 
-    def extract_feat(self, img: torch.Tensor) -> Sequence[torch.Tensor]:
-        feats = self.backbone(img)
-        return self.neck(feats) if self.neck is not None else feats
-
     def loss(self, batch: dict) -> Dict[str, torch.Tensor]:
         outs = self.bbox_head(self.extract_feat(batch["img"]))
         return self.bbox_head.loss(*outs, batch["gt_bboxes"], batch["gt_labels"], batch["img_metas"],

@@ -32,10 +32,6 @@ class TwoStageDetector(BaseDetector):
         self.rpn_head.proposal_cfg = dict(train_cfg["rpn_proposal"]) if "rpn_proposal" in train_cfg else None
         self.roi_head.set_cfgs(train_cfg.get("rcnn"), test_cfg.get("rcnn"))
 
-    def extract_feat(self, img: torch.Tensor) -> Sequence[torch.Tensor]:
-        feats = self.backbone(img)
-        return self.neck(feats) if self.neck is not None else feats
-
     def loss(self, batch: dict) -> Dict[str, torch.Tensor]:
         feats = self.extract_feat(batch["img"])
         img_metas = batch["img_metas"]
