@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from .transforms.compose import build_step
 
 _BOX_KEYS = ("gt_bboxes", "gt_bboxes_ignore", "proposals")
 # torch modes for PaddleDetection's random_interp choices (cv2 nearest, linear, area, cubic,
@@ -157,26 +158,8 @@ class BatchAugments:
 
 
 def build_batch_step(step):
-    """A batch step from a callable or ``dict(type=class or registered name, **kwargs)``."""
-    if callable(step) and not isinstance(step, (dict, type)):
-        return step
-    if isinstance(step, type):
-        step = dict(type=step)
-    if not isinstance(step, dict) or "type" not in step:
-        raise ConfigError(f"data.batch_augments: each entry must be a callable or a dict with "
-                          f"'type', got {step!r}")
-    kwargs = dict(step)
-    step_type = kwargs.pop("type")
-    if isinstance(step_type, str):
-        if step_type not in BATCH_AUGMENTS:
-            raise ConfigError(f"data.batch_augments: unknown type {step_type!r}; known: "
-                              f"{', '.join(sorted(BATCH_AUGMENTS))}")
-        step_type = BATCH_AUGMENTS[step_type]
-    try:
-        return step_type(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"data.batch_augments: {getattr(step_type, '__name__', step_type)}: "
-                          f"{exc}") from exc
+    """A batch step from a callable, a class or ``dict(type=class or registered name, **kwargs)``."""
+    return build_step(step, BATCH_AUGMENTS, "data.batch_augments entry")
 
 
 def build_batch_augments(cfg) -> BatchAugments | None:

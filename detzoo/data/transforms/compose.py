@@ -21,27 +21,31 @@ def sample_rng(results: dict) -> np.random.Generator:
     return rng
 
 
-def build_step(step):
-    """A pipeline step from a callable, a step class, or ``dict(type=class or name, **kw)``."""
+def build_step(step, registry: dict | None = None, where: str = "pipeline step"):
+    """A step from a callable, a step class, or ``dict(type=class or registered name, **kw)``.
+
+    ``registry`` maps names to classes (default: the pipeline steps, ``TRANSFORMS``); ``where``
+    names the config entry in error messages.
+    """
     if isinstance(step, type):  # a step class given bare: build it with its defaults
-        return build_step(dict(type=step))
+        return build_step(dict(type=step), registry, where)
     if callable(step) and not isinstance(step, dict):
         return step
     if not isinstance(step, dict) or "type" not in step:
-        raise ConfigError(f"pipeline step must be a callable or a dict with 'type', got {step!r}")
+        raise ConfigError(f"{where} must be a callable or a dict with 'type', got {step!r}")
     kwargs = dict(step)
     step_type = kwargs.pop("type")
     if isinstance(step_type, str):
-        from . import TRANSFORMS  # late import: the package imports this module
-        if step_type not in TRANSFORMS:
-            raise ConfigError(f"unknown pipeline step type {step_type!r}; "
-                              f"known: {', '.join(sorted(TRANSFORMS))}")
-        step_type = TRANSFORMS[step_type]
+        if registry is None:
+            from . import TRANSFORMS as registry  # late import: the package imports this module
+        if step_type not in registry:
+            raise ConfigError(f"{where}: unknown type {step_type!r}; known: {', '.join(sorted(registry))}")
+        step_type = registry[step_type]
     try:
         return step_type(**kwargs)
     except TypeError as exc:
         name = getattr(step_type, "__name__", repr(step_type))
-        raise ConfigError(f"pipeline step {name}: {exc}") from exc
+        raise ConfigError(f"{where} {name}: {exc}") from exc
 
 
 class Compose:
