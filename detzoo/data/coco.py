@@ -20,17 +20,15 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 from pycocotools.coco import COCO
-from torch.utils.data import Dataset
 
 from ..errors import DataError
 from ..utils.fileio import read_json
+from .base_dataset import DetectionDataset
 from .transforms.compose import Compose
 
 _IMAGE_KEYS = ("id", "file_name", "width", "height")
 _ANN_KEYS = ("id", "image_id", "category_id", "bbox", "area")
 _CAT_KEYS = ("id", "name")
-# a pipeline that drops this many samples in a row is considered broken rather than unlucky
-_MAX_RESAMPLE = 100
 
 
 def read_coco_json(ann_file: str) -> dict:
@@ -86,7 +84,7 @@ def _check_entries(ann_file, entries, section, required):
         seen.add(entry["id"])
 
 
-class CocoDataset(Dataset):
+class CocoDataset(DetectionDataset):
     """COCO detection dataset.
 
     Args:
@@ -111,7 +109,6 @@ class CocoDataset(Dataset):
     ``seed`` as ``results['rng']`` (the data loader does that, see ``loader.py``).
     """
 
-    accepts_sample_seed = True
 
     def __init__(self, ann_file: str, img_prefix: str = "", pipeline: Sequence[Callable] = (),
                  classes: Optional[Sequence[str]] = None, test_mode: bool = False,
@@ -225,32 +222,6 @@ class CocoDataset(Dataset):
             masks=masks,
             seg_map=info["filename"].rsplit(".", 1)[0] + ".png",
         )
-
-    def prepare(self, idx: int, rng: Optional[np.random.Generator] = None):
-        """Run the pipeline on image ``idx``; None if a step dropped it."""
-        info = self.data_infos[idx]
-        results = dict(img_info=info, ann_info=self.get_ann_info(idx), img_prefix=self.img_prefix,
-                       img_id=info["id"], bbox_fields=[], mask_fields=[])
-        if self.proposals is not None:
-            results["proposals"] = self.proposals[idx]
-        if rng is not None:
-            results["rng"] = rng
-        return self.pipeline(results)
-
-    def __getitem__(self, index):
-        idx, seed = index if isinstance(index, tuple) else (index, None)
-        rng = None if seed is None else np.random.default_rng(seed)
-        if self.test_mode:
-            return self.prepare(idx, rng)
-        for _ in range(_MAX_RESAMPLE):
-            data = self.prepare(idx, rng)
-            if data is not None:
-                return data
-            # as mmdet: retry with a random image of the same aspect-ratio group
-            pool = np.flatnonzero(self.flag == self.flag[idx])
-            pick = np.random.randint(len(pool)) if rng is None else rng.integers(len(pool))
-            idx = int(pool[pick])
-        raise DataError(f"{self.ann_file}: the pipeline dropped {_MAX_RESAMPLE} samples in a row")
 
     def __repr__(self) -> str:
         return (f"CocoDataset(ann_file={self.ann_file!r}, images={len(self)}, "

@@ -13,7 +13,7 @@ In training, images whose short side is < 32 px, or (``filter_empty_gt``) that h
 of a kept class, difficult ones included, are dropped (mmdet ``XMLDataset._filter_imgs``).
 
 The XML files are parsed once, when the dataset is built; samples then go through the same
-machinery as ``CocoDataset`` (its ``prepare`` and ``__getitem__``): the pipeline gets
+machinery as ``CocoDataset`` (``DetectionDataset.prepare`` and ``__getitem__``): the pipeline gets
 ``dict(img_info, ann_info, img_prefix, img_id, bbox_fields, mask_fields)`` where img_info is
 ``dict(id=<VOC id>, filename='JPEGImages/<id>.jpg', width, height)``.
 """
@@ -26,11 +26,10 @@ from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
-from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
 from .class_names import VOC_CLASSES
-from .coco import CocoDataset
+from .base_dataset import DetectionDataset
 from .transforms.compose import Compose
 
 _MIN_IMG_SIZE = 32  # mmdet 2.x CustomDataset._filter_imgs(min_size=32)
@@ -115,7 +114,7 @@ def _int_field(node, tag: str, xml_path: str, where: str, allow_float: bool = Fa
         raise DataError(f"{xml_path}: {where}: <{tag}> is not a number: {text.strip()!r}") from None
 
 
-class VOCDataset(Dataset):
+class VOCDataset(DetectionDataset):
     """Pascal VOC (or any VOC-layout) detection dataset.
 
     Args:
@@ -134,11 +133,6 @@ class VOCDataset(Dataset):
     flag (uint8 aspect-ratio group: 1 when w / h > 1), year, eval_mode, proposals (None).
     """
 
-    accepts_sample_seed = True
-    # The sample machinery is CocoDataset's: the same results dict, resampling on a dropped
-    # sample within the aspect-ratio group, per-sample seeds from the loader.
-    prepare = CocoDataset.prepare
-    __getitem__ = CocoDataset.__getitem__
 
     def __init__(self, ann_file: str, img_prefix: str = "", pipeline: Sequence[Callable] = (),
                  classes: Optional[Sequence[str]] = VOC_CLASSES, test_mode: bool = False,
