@@ -26,6 +26,8 @@ def collate(samples: list, size_divisor: int = 32, pad_value: float = 0.0) -> di
     img: CxHxW tensors padded bottom/right with ``pad_value`` to the batch's largest height and
     width, rounded up to a multiple of ``size_divisor`` -> [B, C, H, W]. img_metas and every
     other key (gt_bboxes, gt_labels, gt_bboxes_ignore, gt_masks, ...) -> lists, one per image.
+    ``skipped_images`` (paths of unreadable training images replaced by the dataset) is gathered
+    from the samples into one list, present only when something was skipped.
     """
     if not samples:
         raise DataError("collate: empty batch")
@@ -33,6 +35,7 @@ def collate(samples: list, size_divisor: int = 32, pad_value: float = 0.0) -> di
         raise DataError("collate: samples must be dicts from Collect; a list means "
                         "MultiScaleFlipAug produced several augmentations (collate those per "
                         "augmentation instead)")
+    skipped = [path for s in samples for path in s.pop("skipped_images", ())]
     keys = set(samples[0])
     for s in samples[1:]:
         if set(s) != keys:
@@ -53,6 +56,8 @@ def collate(samples: list, size_divisor: int = 32, pad_value: float = 0.0) -> di
     batch = {"img": batch_img}
     for key in sorted(keys - {"img"}):
         batch[key] = [s[key] for s in samples]
+    if skipped:
+        batch["skipped_images"] = skipped
     return batch
 
 

@@ -15,6 +15,7 @@ import glob
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 import uuid
@@ -65,7 +66,15 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         with atomic_open(path, "wb", fsync=True) as f:
             torch.save(obj, f)
     except (OSError, RuntimeError) as exc:
-        raise CheckpointError(f"could not write checkpoint {path}: {exc}") from exc
+        raise CheckpointError(f"could not write checkpoint {path}: {exc}{_free_space_note(path)}") from exc
+
+
+def _free_space_note(path: str) -> str:
+    try:
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    except OSError:
+        return ""
+    return f" ({free / 2**20:.0f} MiB free on that disk)"
 
 
 def _class_names(model: nn.Module) -> tuple[str, ...] | None:
@@ -121,6 +130,22 @@ def update_latest(work_dir: str | os.PathLike, checkpoint_path: str | os.PathLik
         # Symlinks may be unavailable (Windows, some mounts); the pointer file is enough.
         if os.path.lexists(link_tmp):
             os.unlink(link_tmp)
+
+
+def remove_partial_files(work_dir: str | os.PathLike) -> list[str]:
+    """Delete the temp files that an interrupted save (a killed process, a full disk) left in
+    ``work_dir`` (``.<name>.<random>.tmp`` from :func:`detzoo.utils.fileio.atomic_open` and the
+    ``latest.pth`` link's temp); returns their paths. The checkpoints themselves are never
+    partial: they only appear by an atomic rename."""
+    removed = []
+    for path in glob.glob(os.path.join(os.fspath(work_dir), ".*.tmp")):
+        if re.fullmatch(r"\.(.+\.pth|" + re.escape(POINTER_FILE) + r")\..+\.tmp", os.path.basename(path)):
+            try:
+                os.unlink(path)
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
 
 
 def latest_checkpoint(work_dir: str | os.PathLike) -> str | None:

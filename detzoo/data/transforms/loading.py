@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ...errors import DataError
+from ...errors import DataError, UnreadableImageError
 
 # cv2 flags of mmcv.imfrombytes. Plain IMREAD_COLOR applies the EXIF orientation tag
 # (mmcv/image/io.py; fidelity.md B.1); 'color_ignore_orientation' keeps the stored pixel order.
@@ -25,10 +25,13 @@ def decode_image(path: str, color_type: str = "color") -> np.ndarray:
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
-        raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from exc
-    img = cv2.imdecode(data, _IMREAD_FLAGS[color_type]) if data.size else None
+        raise UnreadableImageError(f"cannot read image {path}: {exc.strerror or exc}", path) from exc
+    if not data.size:
+        raise UnreadableImageError(f"cannot decode image {path}: the file is empty", path)
+    img = cv2.imdecode(data, _IMREAD_FLAGS[color_type])
     if img is None:
-        raise DataError(f"cannot decode image {path}: not a readable image file")
+        raise UnreadableImageError(f"cannot decode image {path}: not a readable image file "
+                                   f"({data.size} bytes, truncated or not an image)", path)
     return img
 
 
