@@ -114,14 +114,22 @@ def draw_detections(img_bgr: np.ndarray, result: DetResult,
 
 def draw_ground_truth(img_bgr: np.ndarray, boxes, labels,
                       class_names: Optional[Sequence[str]] = None, thickness: int = 2,
-                      font_scale: Optional[float] = None) -> np.ndarray:
-    """A copy of ``img_bgr`` with ground-truth boxes [n, 4] xyxy and 0-based labels [n]."""
+                      font_scale: Optional[float] = None, masks=None,
+                      mask_alpha: float = 0.5) -> np.ndarray:
+    """A copy of ``img_bgr`` with ground-truth boxes [n, 4] xyxy and 0-based labels [n], and
+    optionally instance ``masks`` (bool/uint8 [n, H, W], the image's size) blended in."""
     _check_image(img_bgr)
     out = img_bgr.copy()
     boxes = _to_numpy(boxes).reshape(-1, 4)
     labels = _to_numpy(labels).astype(np.int64).reshape(-1)
     if len(boxes) != len(labels):
         raise DataError(f"{len(boxes)} ground-truth boxes but {len(labels)} labels")
+    if masks is not None and len(labels):
+        masks = _to_numpy(masks).astype(bool)
+        if masks.shape != (len(labels),) + out.shape[:2]:
+            raise DataError(f"ground-truth masks of shape {masks.shape} do not match {len(labels)} "
+                            f"instances on a {out.shape[0]}x{out.shape[1]} image")
+        _blend_masks(out, masks, labels, mask_alpha)
     texts = [_class_name(l, class_names) for l in labels.tolist()]
     scale = auto_font_scale(*out.shape[:2]) if font_scale is None else font_scale
     _draw_boxes(out, boxes, labels, texts, thickness, scale)

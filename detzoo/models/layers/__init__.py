@@ -16,3 +16,7 @@ __all__ += ["Scale"]
 from .init import bias_init_with_prob  # noqa: E402
 
 __all__ += ["bias_init_with_prob"]
+
+from .fuse_conv_bn import fuse_conv_bn  # noqa: E402
+
+__all__ += ["fuse_conv_bn"]
