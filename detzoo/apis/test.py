@@ -13,23 +13,42 @@ from detzoo.structures import DetResult
 PICKLE_EXTS = (".pkl", ".pickle")
 
 
+def _sampler_indices(loader) -> List[int]:
+    """The dataset indices the loader's sampler yields, in order (a seed-carrying sampler
+    yields ``(index, seed)`` pairs)."""
+    sampler = loader.sampler
+    return [item[0] if isinstance(item, tuple) else int(item) for item in sampler]
+
+
 @torch.inference_mode()
 def run_test(model, dataset, samples_per_gpu: int = 1, workers_per_gpu: int = 0, show_dir: Optional[str] = None,
-             show_score_thr: float = 0.3, progress: bool = True) -> List[DetResult]:
+             show_score_thr: float = 0.3, progress: bool = True,
+             distributed: Optional[bool] = None) -> List[DetResult]:
     """Detections for every image of ``dataset``, in dataset order, in original-image pixels.
 
     ``show_dir``: also write each image with its detections drawn (same file name).
     Batches that carry precomputed ``proposals`` (Fast R-CNN datasets) hand them to
     ``model.predict(..., proposals=...)`` on the model's device.
+
+    ``distributed`` (default: whether a process group of more than one process exists): every
+    process runs its shard of the dataset (torch's ``DistributedSampler`` without shuffling,
+    padded with repeats) and the results are gathered with ``all_gather_object``; every process
+    returns the full list in dataset order. Only rank 0 shows a progress bar. All processes
+    must call it together.
     """
     from detzoo.data import build_dataloader
+    from detzoo.engine.dist import collect_in_order, get_dist_info
 
-    loader = build_dataloader(dataset, samples_per_gpu, workers_per_gpu, shuffle=False, dist=False)
+    rank, world_size = get_dist_info()
+    if distributed is None:
+        distributed = world_size > 1
+    loader = build_dataloader(dataset, samples_per_gpu, workers_per_gpu, shuffle=False, dist=distributed)
+    indices = _sampler_indices(loader) if distributed else None
     was_training = model.training
     model.eval()
     results: List[DetResult] = []
-    for batch in tqdm(loader, desc="test", unit="img", unit_scale=samples_per_gpu, disable=not progress,
-                      dynamic_ncols=True, leave=False):
+    for batch in tqdm(loader, desc="test", unit="img", unit_scale=samples_per_gpu * world_size,
+                      disable=not progress or rank != 0, dynamic_ncols=True, leave=False):
         img = batch["img"].to(model.device)
         extra = {}
         if "proposals" in batch:
@@ -39,6 +58,8 @@ def run_test(model, dataset, samples_per_gpu: int = 1, workers_per_gpu: int = 0,
         if show_dir:
             _draw(batch["img_metas"], batch_results, model.class_names, show_dir, show_score_thr)
     model.train(was_training)
+    if distributed:
+        results = collect_in_order(list(zip(indices, results)), len(dataset))
     return results
 
 
@@ -62,12 +83,19 @@ def evaluate_detector(model, dataset, metric: Union[str, Sequence[str]] = "bbox"
 
     A ``VOCDataset`` evaluates itself instead (metric ``mAP``: returns mAP, AP50; docs/voc.md);
     its ``out_file`` is MMDetection's pickle when named .pkl, else COCO-style JSON entries whose
-    image_id is the VOC id."""
+    image_id is the VOC id.
+
+    Inside a process group of several processes the test runs sharded (see :func:`run_test`)
+    and only rank 0 evaluates and writes ``out_file``; the other ranks return ``{}``."""
     from detzoo.data.voc import VOCDataset
     from detzoo.evaluation import CocoEvaluator
 
     if results is None:
         results = run_test(model, dataset, samples_per_gpu, workers_per_gpu, **test_kwargs)
+    from detzoo.engine.dist import get_dist_info
+
+    if get_dist_info()[0] != 0 and test_kwargs.get("distributed", True) is not False:
+        return {}  # distributed: the results were gathered; rank 0 evaluates and reports
     if isinstance(dataset, VOCDataset):
         if out_file:
             save_results(out_file, results, dataset)

@@ -21,18 +21,29 @@ def build_datasets(cfg, with_val: bool = True):
 
 def train_from_config(cfg, work_dir: str, resume_from: Optional[str] = None, load_from: Optional[str] = None,
                       validate: bool = True, seed: Optional[int] = None, device: str = "cpu",
-                      deterministic: bool = False, allow_pickle: bool = False, distributed: bool = False) -> dict:
-    """Write the resolved config into ``work_dir``, build datasets and model, train, evaluate."""
+                      deterministic: bool = False, allow_pickle: bool = False, distributed: bool = False,
+                      amp: Optional[bool] = None) -> dict:
+    """Write the resolved config into ``work_dir``, build datasets and model, train, evaluate.
+
+    ``distributed``: one process of a ``torchrun`` launch (the process group is initialised here,
+    gloo on CPU, NCCL on CUDA); only rank 0 writes the config, logs and checkpoints, and the
+    evaluation after an epoch runs sharded over all processes (results gathered on rank 0).
+    ``amp``: mixed precision (None: the config's ``amp`` / ``fp16`` keys; see detzoo.engine.amp).
+    """
     from detzoo.apis.test import evaluate_detector
+    from detzoo.engine.dist import init_dist
     from detzoo.engine.seed import set_random_seed
     from detzoo.engine.trainer import train_detector
     from detzoo.models.builder import build_detector
 
+    # gloo unless the processes train on GPUs (NCCL only moves CUDA tensors)
+    rank = init_dist(None if str(device).startswith("cuda") else "gloo")[0] if distributed else 0
     seed = cfg.get("seed", 0) if seed is None else seed
     set_random_seed(seed, deterministic)  # model initialisation is reproducible too
     os.makedirs(work_dir, exist_ok=True)
     stem = osp.splitext(osp.basename(cfg.filename or "config.py"))[0]
-    cfg.dump(osp.join(work_dir, f"{stem}.py"))
+    if rank == 0:
+        cfg.dump(osp.join(work_dir, f"{stem}.py"))
     train_set, val_set = build_datasets(cfg, with_val=validate)
     model = build_detector(cfg["model"], class_names=train_set.CLASSES)
     metric = (cfg.get("evaluation") or {}).get("metric", "bbox")
@@ -44,4 +55,4 @@ def train_from_config(cfg, work_dir: str, resume_from: Optional[str] = None, loa
                           resume_from=resume_from, load_from=load_from,
                           validate=validate and val_set is not None, seed=seed, deterministic=deterministic,
                           device=device, evaluate_fn=evaluate_fn, config_text=cfg.pretty_text,
-                          allow_pickle=allow_pickle, distributed=distributed)
+                          allow_pickle=allow_pickle, distributed=distributed, amp=amp)

@@ -2,6 +2,9 @@
 
 With an RPN config: ``--eval proposal`` (average recall) and ``--out proposals.pkl`` (a proposal
 file for Fast R-CNN, docs/proposals.md).
+
+Distributed (docs/distributed.md): ``torchrun --nproc_per_node=N -m detzoo.cli.main test CONFIG CKPT
+--eval bbox --launcher pytorch``: each process tests its shard, rank 0 gathers, evaluates, writes.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
     parser.add_argument("--workers", type=int, default=None, help="data loading workers (default: config)")
+    parser.add_argument("--launcher", choices=["none", "pytorch"], default="none",
+                        help="'pytorch' under torchrun: shard the test set over the processes")
     parser.add_argument("--unsafe-load", action="store_true",
                         help="allow legacy pickled checkpoints (runs code from the file: trusted files only)")
 
@@ -52,6 +57,15 @@ def _save_results(path: str, results, dataset, is_rpn: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from detzoo.engine.dist import destroy_dist
+
+    try:
+        return _run(args)
+    finally:
+        destroy_dist()
+
+
+def _run(args: argparse.Namespace) -> int:
     from detzoo.apis.inference import init_detector
     from detzoo.apis.test import evaluate_detector, run_test
     from detzoo.config import instantiate
@@ -61,19 +75,32 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_cli_config(args)
     model_type = (cfg.get("model") or {}).get("type")
     _check_request(args, isinstance(model_type, type) and issubclass(model_type, RPN))  # before the work
-    model = init_detector(cfg, args.checkpoint, device=pick_device(args.device), allow_pickle=args.unsafe_load)
+    device = pick_device(args.device)
+    rank = 0
+    if args.launcher == "pytorch":
+        from detzoo.engine.dist import init_dist
+
+        rank = init_dist(None if device.startswith("cuda") else "gloo")[0]
+        if device == "cuda":
+            import torch
+
+            device = f"cuda:{torch.cuda.current_device()}"  # this process's GPU (LOCAL_RANK)
+    model = init_detector(cfg, args.checkpoint, device=device, allow_pickle=args.unsafe_load)
     is_rpn = isinstance(model, RPN)
     test_cfg = dict(cfg["data"]["test"])
     test_cfg["test_mode"] = True
     dataset = instantiate(test_cfg)
     workers = args.workers if args.workers is not None else cfg["data"].get("workers_per_gpu", 0)
     results = run_test(model, dataset, args.batch_size, workers, show_dir=args.show_dir,
-                       show_score_thr=args.show_score_thr)
+                       show_score_thr=args.show_score_thr, distributed=args.launcher == "pytorch")
+    if rank != 0:
+        return 0  # rank 0 has every result: it writes and evaluates
     if args.out:
         _save_results(args.out, results, dataset, is_rpn)
     if args.show_dir:
         print(f"pictures written to {args.show_dir}")
     if args.eval:
-        metrics = evaluate_detector(model, dataset, args.eval, results=results, classwise=args.classwise)
+        metrics = evaluate_detector(model, dataset, args.eval, results=results, classwise=args.classwise,
+                                    distributed=False)
         print(format_metrics_line(metrics))
     return 0

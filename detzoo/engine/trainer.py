@@ -5,7 +5,8 @@ Config sections read (plain dicts, ConfigDicts or a ``Config``):
   optimizer, optimizer_config.grad_clip, lr_config, runner.max_epochs (or total_epochs),
   checkpoint_config (interval, max_keep_ckpts, save_last), log_config (interval, ignore_last),
   evaluation (interval, save_best, rule), auto_scale_lr (enable, base_batch_size),
-  find_unused_parameters, resume_from, load_from, data.batch_augments (steps applied to each
+  find_unused_parameters, sync_bn, fp16 / amp (mixed precision, see detzoo/engine/amp.py),
+  resume_from, load_from, data.batch_augments (steps applied to each
   training batch on the device, seeded by (seed, iteration); see detzoo/data/batch_augment.py).
 
 Epochs and iterations are 0-based inside the loop; logs, checkpoint names and ``meta["epoch"]``
@@ -27,7 +28,9 @@ import torch
 from torch import nn
 
 from detzoo.engine import checkpoint as ckpt_io
-from detzoo.engine.dist import all_reduce_max, all_reduce_mean, get_dist_info, init_dist
+from detzoo.engine.amp import AmpContext, amp_requested
+from detzoo.engine.dist import (all_reduce_max, all_reduce_mean, convert_sync_batchnorm, get_dist_info,
+                                init_dist, revert_sync_batchnorm)
 from detzoo.engine.logging import LogBuffer, TrainLogger, peak_memory_mb
 from detzoo.engine.lr_schedule import build_lr_schedule
 from detzoo.engine.optim import auto_scale_lr, build_optimizer, clip_gradients
@@ -67,9 +70,9 @@ def parse_losses(losses: Mapping[str, Any]) -> tuple[torch.Tensor, "OrderedDict[
     log_vars: "OrderedDict[str, torch.Tensor]" = OrderedDict()
     for name, value in losses.items():
         if isinstance(value, torch.Tensor):
-            log_vars[name] = value.mean()
+            log_vars[name] = value.float().mean()  # fp32 sums also under mixed precision
         elif isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value):
-            log_vars[name] = sum(v.mean() for v in value)
+            log_vars[name] = sum(v.float().mean() for v in value)
         elif isinstance(value, (int, float)) and "loss" not in name:
             log_vars[name] = torch.tensor(float(value))
         else:
@@ -94,6 +97,15 @@ class _LossForward(nn.Module):
 
     def forward(self, batch: Mapping[str, Any]) -> Mapping[str, Any]:
         return self.model.loss(batch)
+
+
+def _batch_size(batch: Mapping[str, Any]) -> int:
+    """Images in a collated batch (``img_metas`` entries, else the first dim of ``img``)."""
+    metas = batch.get("img_metas")
+    if isinstance(metas, (list, tuple)):
+        return len(metas)
+    img = batch.get("img")
+    return int(img.shape[0]) if isinstance(img, torch.Tensor) else 0
 
 
 def _set_sampler_epoch(loader: Any, epoch: int) -> None:
@@ -123,7 +135,7 @@ class Trainer:
                  seed: int = 0, deterministic: bool = False, device: str | torch.device = "cpu",
                  distributed: bool = False, evaluate_fn: EvaluateFn | None = None,
                  config_text: str | None = None, timestamp: str | None = None,
-                 allow_pickle: bool = False) -> None:
+                 allow_pickle: bool = False, amp: bool | None = None) -> None:
         if isinstance(datasets, (list, tuple)):
             self.train_dataset = datasets[0]
             self.val_dataset = datasets[1] if len(datasets) > 1 else None
@@ -141,6 +153,7 @@ class Trainer:
         self.distributed = distributed
         self.evaluate_fn = evaluate_fn
         self.allow_pickle = allow_pickle
+        self.amp = amp_requested(cfg) if amp is None else bool(amp)
         self.timestamp = timestamp
         if config_text is None:
             config_text = getattr(cfg, "pretty_text", None) if not isinstance(cfg, dict) else None
@@ -184,6 +197,7 @@ class Trainer:
         self.auto_scale = bool(_get(scale, "enable", True))
         self.base_batch_size = int(_get(scale, "base_batch_size", 16))
         self.find_unused_parameters = bool(_get(cfg, "find_unused_parameters", False))
+        self.sync_bn = bool(_get(cfg, "sync_bn", False))
         # steps on whole training batches, e.g. BatchRandomResize (docs/augmentations.md)
         self.batch_augments = None
         if _get(data, "batch_augments"):
@@ -192,6 +206,18 @@ class Trainer:
             self.batch_augments = build_batch_augments(_get(data, "batch_augments"))
 
     # --- set-up ---------------------------------------------------------------------------
+    def _setup_sync_bn(self) -> None:
+        """``sync_bn=True`` or SyncBN layers from ``norm_cfg``: synchronised batch statistics when
+        more than one process trains; plain batch norm (with a log line) in a single process."""
+        has_sync = any(isinstance(m, nn.SyncBatchNorm) for m in self.model.modules())
+        if self.world_size > 1 and (self.sync_bn or has_sync):
+            self.model, count = convert_sync_batchnorm(self.model, self.device)
+            self.logger.info(f"SyncBN: {count} batch-norm layers synchronise over {self.world_size} processes")
+        elif self.sync_bn or has_sync:
+            self.model, count = revert_sync_batchnorm(self.model)
+            self.logger.info(f"SyncBN requested but training in a single process: plain batch norm "
+                             f"({count} SyncBN layers reverted)")
+
     def _build_loader(self) -> Any:
         from detzoo.data import build_dataloader
 
@@ -209,6 +235,10 @@ class Trainer:
 
     def _restore(self, optimizer: torch.optim.Optimizer, schedule: Any) -> dict | None:
         """Load ``resume_from`` (everything) or ``load_from`` (weights); returns the RNG state."""
+        self._amp_state = None
+        if self.resume_from and self.rank == 0:
+            for path in ckpt_io.remove_partial_files(self.work_dir):
+                self.logger.info(f"removed {path}, a partial file left by an interrupted save")
         if self.resume_from == "auto":
             self.resume_from = ckpt_io.latest_checkpoint(self.work_dir)
             if self.resume_from is None:
@@ -229,6 +259,7 @@ class Trainer:
                 self.logger.warning(f"the lr schedule of {self.resume_from} ({saved_schedule}) differs "
                                     f"from the config's; using the config's: {schedule}")
             meta = checkpoint["meta"]
+            self._amp_state = meta.get("amp_scaler")
             self.start_epoch, self.global_iter = int(meta.get("epoch", 0)), int(meta.get("iter", 0))
             self.hook_msgs = self._recover_best(dict(meta.get("hook_msgs") or {}))
             self.logger.info(f"resumed from {self.resume_from}: epoch {self.start_epoch}, iter {self.global_iter}")
@@ -255,7 +286,7 @@ class Trainer:
         """Train; returns ``{"epoch", "iter", "last_checkpoint", "best_checkpoint", "best_score",
         "metrics"}`` (metrics: one dict per evaluation)."""
         if self.distributed:
-            init_dist()
+            init_dist(None if self.device.type == "cuda" else "gloo")  # NCCL moves CUDA tensors only
             if self.device.type == "cuda":
                 self.device = torch.device("cuda", torch.cuda.current_device())
         self.rank, self.world_size = get_dist_info()
@@ -271,9 +302,11 @@ class Trainer:
         log.dump_json({"env_info": f"Python {sys.version.split()[0]}, PyTorch {torch.__version__}, "
                                    f"device {self.device}, world size {self.world_size}",
                        "config": self.config_text, "seed": self.seed, "exp_name": self.exp_name})
-        if _get(self.cfg, "fp16") is not None:
-            log.warning("fp16 (mixed precision) is not supported by the detzoo trainer: training in float32")
+        self._setup_sync_bn()
         self.model.to(self.device)
+        self.amp_ctx = AmpContext(self.device, self.amp, _get(_get(self.cfg, "fp16", {}), "loss_scale", "dynamic"))
+        if self.amp:
+            log.info(f"mixed precision: {self.amp_ctx.describe()}")
         loader = self._build_loader()
         self.epoch_len = len(loader)
         if self.epoch_len == 0:
@@ -290,6 +323,7 @@ class Trainer:
         schedule = build_lr_schedule(self.lr_config, lr, max_epochs=self.max_epochs, epoch_len=self.epoch_len)
         self.start_epoch, self.global_iter, self.hook_msgs = 0, 0, {}
         rng_state = self._restore(optimizer, schedule)
+        self.amp_ctx.load_state_dict(self._amp_state)
         forward = self.model.loss
         if self.distributed:
             ddp = nn.parallel.DistributedDataParallel(
@@ -318,22 +352,32 @@ class Trainer:
         tick = time.perf_counter()
         for inner, batch in enumerate(loader):
             data_time = time.perf_counter() - tick
+            skipped = batch.pop("skipped_images", None)
+            if skipped:
+                self._count_skipped(epoch, inner, skipped)
             lrs = schedule.apply(optimizer, epoch, self.global_iter)
             batch = move_to_device(batch, self.device)
             if self.batch_augments is not None:
                 batch = self.batch_augments(batch, seed=self.seed, iteration=self.global_iter)
-            total, log_vars = parse_losses(forward(batch))
+            with self.amp_ctx.autocast():
+                losses = forward(batch)
+            total, log_vars = parse_losses(losses)
             names = list(log_vars)
-            stacked = torch.stack([v.detach().float().to(self.device) for v in log_vars.values()])
+            num_imgs = torch.tensor(float(_batch_size(batch)), device=self.device)
+            stacked = torch.stack([v.detach().float().to(self.device) for v in log_vars.values()] + [num_imgs])
             values = all_reduce_mean(stacked).tolist()  # one host sync per iteration, as mmdet
+            imgs_all_ranks = values.pop() * self.world_size
             self._check_finite(epoch, inner, dict(zip(names, values)))
             optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            self.amp_ctx.backward(total)
+            if self.grad_clip:
+                self.amp_ctx.unscale_(optimizer)
             grad_norm = clip_gradients(self.model.parameters(), self.grad_clip)
             if grad_norm is not None:
                 grad_norm = float(grad_norm)
-                self._check_finite(epoch, inner, {"grad_norm": grad_norm})
-            optimizer.step()
+                if not self.amp_ctx.skips_overflow:  # a loss scaler skips such a step itself
+                    self._check_finite(epoch, inner, {"grad_norm": grad_norm})
+            self.amp_ctx.step(optimizer)
             self.global_iter += 1
             now = time.perf_counter()
             iter_time, tick = now - tick, now
@@ -342,7 +386,7 @@ class Trainer:
             buffer.update({"data_time": data_time, **dict(zip(names, values))})
             if grad_norm is not None:
                 buffer.update({"grad_norm": grad_norm})
-            buffer.update({"time": iter_time})
+            buffer.update({"time": iter_time, "_imgs": imgs_all_ranks})
             last = inner + 1 == self.epoch_len
             if (inner + 1) % self.log_interval == 0 or (last and not self.ignore_last and len(buffer)):
                 self._log_interval(epoch, inner, lrs[0], buffer)
@@ -360,12 +404,25 @@ class Trainer:
             "Try a lower lr, a longer warmup or optimizer_config.grad_clip."
         )
 
+    def _count_skipped(self, epoch: int, inner: int, paths: list) -> None:
+        self.skipped_images = getattr(self, "skipped_images", 0) + len(paths)
+        self.logger.warning(f"epoch {epoch + 1}, iteration {inner + 1}: skipped {len(paths)} unreadable "
+                            f"image(s), another image took each one's place: {', '.join(map(str, paths))}")
+
     def _log_interval(self, epoch: int, inner: int, lr: float, buffer: LogBuffer) -> None:
         values = buffer.average()
+        # images of one iteration over all ranks / mean iteration time of the interval
+        imgs_per_s = values.pop("_imgs") / max(values["time"], 1e-12)
         memory = int(all_reduce_max(torch.tensor([peak_memory_mb(self.device)], device=self.device)).item())
         ordered: "OrderedDict[str, Any]" = OrderedDict(memory=memory)
         ordered.update(values)
+        # unreadable images skipped so far by this run, summed over the processes
+        skipped = all_reduce_mean(torch.tensor([float(getattr(self, "skipped_images", 0))], device=self.device))
+        skipped = int(round(skipped.item() * self.world_size))
+        if skipped:
+            ordered["skipped_images"] = skipped
         ordered.move_to_end("time")
+        ordered["imgs_per_s"] = imgs_per_s
         eta = self._time_total / max(self._iters_timed, 1) * (self.max_iters - self.global_iter)
         self.logger.log_train(epoch + 1, inner + 1, self.epoch_len, lr, eta, ordered)
         buffer.clear()
@@ -374,6 +431,9 @@ class Trainer:
     def _meta(self, epoch: int) -> dict[str, Any]:
         meta = {"epoch": epoch + 1, "iter": self.global_iter, "config": self.config_text,
                 "seed": self.seed, "exp_name": self.exp_name, "hook_msgs": dict(self.hook_msgs)}
+        scaler_state = self.amp_ctx.state_dict()
+        if scaler_state:
+            meta["amp_scaler"] = scaler_state
         classes = self._class_names()
         if classes is not None:
             meta["CLASSES"] = classes
@@ -401,8 +461,16 @@ class Trainer:
         if done % self.ckpt_interval == 0 or (self.save_last and done == self.max_epochs):
             if self.rank == 0:
                 path = os.path.join(self.work_dir, f"epoch_{done}.pth")
+                previous = self.hook_msgs.get("last_ckpt")
                 self.hook_msgs["last_ckpt"] = path
-                self._save(os.path.basename(path), epoch, optimizer, schedule)
+                try:
+                    self._save(os.path.basename(path), epoch, optimizer, schedule)
+                except CheckpointError as exc:
+                    self.hook_msgs["last_ckpt"] = previous
+                    raise CheckpointError(
+                        f"{exc}. Training stopped after epoch {done}; the previous checkpoint "
+                        f"({previous or 'none'}) and the latest pointer are unchanged: free some space "
+                        "and continue with `detzoo train ... --resume`") from exc
                 ckpt_io.update_latest(self.work_dir, path)
                 self.logger.info(f"saved checkpoint {path}")
                 self._remove_old_checkpoints()
@@ -469,7 +537,7 @@ def train_detector(model: nn.Module, datasets: Any, cfg: Any, work_dir: str | os
                    seed: int = 0, deterministic: bool = False, device: str | torch.device = "cpu",
                    distributed: bool = False, evaluate_fn: EvaluateFn | None = None,
                    config_text: str | None = None, timestamp: str | None = None,
-                   allow_pickle: bool = False) -> dict[str, Any]:
+                   allow_pickle: bool = False, amp: bool | None = None) -> dict[str, Any]:
     """Train ``model`` (a detector with ``loss(batch) -> dict``) as an MMDetection 2.x config says.
 
     Args:
@@ -488,6 +556,8 @@ def train_detector(model: nn.Module, datasets: Any, cfg: Any, work_dir: str | os
         config_text: resolved config text stored in checkpoints' meta and the JSON log
             (default: ``cfg.pretty_text``).
         allow_pickle: let checkpoints unpickle arbitrary objects (trusted files only).
+        amp: mixed precision (bf16 autocast on CPU, fp16 autocast + GradScaler on CUDA);
+            ``None`` reads the config's ``amp`` / ``fp16`` keys.
 
     Returns ``{"epoch", "iter", "last_checkpoint", "best_checkpoint", "best_score", "metrics"}``.
     Raises DetzooError when a loss or the gradient norm becomes NaN/inf.
@@ -495,4 +565,4 @@ def train_detector(model: nn.Module, datasets: Any, cfg: Any, work_dir: str | os
     return Trainer(model, datasets, cfg, work_dir, resume_from=resume_from, load_from=load_from,
                    validate=validate, seed=seed, deterministic=deterministic, device=device,
                    distributed=distributed, evaluate_fn=evaluate_fn, config_text=config_text,
-                   timestamp=timestamp, allow_pickle=allow_pickle).run()
+                   timestamp=timestamp, allow_pickle=allow_pickle, amp=amp).run()
