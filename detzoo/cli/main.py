@@ -15,6 +15,7 @@ COMMANDS = {
     "infer": ("detzoo.cli.infer", "detect objects in images and draw them"),
     "eval-results": ("detzoo.cli.eval_results", "COCO metrics of a detection-results file"),
     "zoo": ("detzoo.cli.zoo", "the model-zoo index: list, show and download checkpoints"),
+    "convert": ("detzoo.cli.convert", "convert an MMDetection, torchvision or PaddleDetection checkpoint"),
     "benchmark": ("detzoo.cli.benchmark", "inference speed and peak memory of a detector"),
     "flops": ("detzoo.cli.flops", "parameters and FLOPs per module of a detector"),
     "analyze-logs": ("detzoo.cli.analyze_logs", "training time and curves from .log.json files"),

@@ -1,0 +1,12 @@
+"""PaddleDetection's mask_rcnn_r50_fpn_2x row (box AP 38.7, mask AP 34.7), in detzoo's modules.
+
+What follows Paddle and what does not: configs/faster_rcnn/_base_/paddle_fpn.py. Weights:
+`detzoo convert mask_rcnn_r50_fpn_2x.tar mask_rcnn_r50_fpn_2x.pth --from paddle`.
+"""
+from .._base_.datasets.coco_instance import *  # noqa: F401,F403
+from .._base_.default_runtime import *  # noqa: F401,F403
+from .._base_.models.mask_rcnn_r50_fpn import model  # noqa: F401
+from .._base_.schedules.schedule_2x import *  # noqa: F401,F403
+from ..faster_rcnn._base_.paddle_fpn import to_paddle
+
+to_paddle(model, data, depth=50, vd=False, groups=None, with_mask=True)  # noqa: F405

@@ -1,0 +1,584 @@
+"""PaddleDetection parameter archives: readers, and the R-CNN / RetinaNet name mapping.
+
+Archives (:func:`read_paddle_params` -> ``OrderedDict[name, np.ndarray]``):
+
+- ``.tar`` (or an unpacked directory) of per-parameter files, as fluid ``save_persistables``
+  wrote them and PaddleDetection 0.x shipped its model zoo. Each file holds one serialized
+  LoDTensor (Paddle ``lod_tensor.cc`` ``SerializeToStream`` + ``tensor_util.cc``
+  ``TensorToStream``), all little-endian::
+
+      uint32 version (0) | uint64 lod_level | lod_level x (uint64 nbytes, nbytes of offsets)
+      uint32 tensor version (0) | int32 desc_size | desc_size bytes of a TensorDesc protobuf
+      (field 1: data_type enum, field 2: repeated int64 dims) | the raw data, C order
+
+  The member's file name is the parameter name. Non-parameter members (``__model__``, the
+  optimizer's ``*_velocity_*``/``*_moment*`` and ``learning_rate*`` variables) are skipped.
+- ``.pdparams``: a pickle of ``{name: ndarray}`` (fluid 1.x ``fluid.save``) or, from
+  ``paddle.save`` (2.x), ``{name: (tensor_name, ndarray)}`` tuples plus a
+  ``StructuredToParameterName@@`` entry. It is read with an unpickler that only rebuilds numpy
+  arrays and plain containers; a pickle naming anything else is refused unless
+  ``allow_pickle=True`` (``--unsafe-load``), because unpickling can run code from the file.
+
+Mapping (:data:`ARCHS`): Paddle's static-graph names, learnt from PaddleDetection's
+``static/ppdet/modeling`` (``backbones/resnet.py``, ``resnext.py``, ``name_adapter.py``,
+``fpn.py``, ``anchor_heads/rpn_head.py``, ``retina_head.py``, ``roi_heads/bbox_head.py``,
+``cascade_head.py``, ``mask_head.py``), to detzoo's MMDetection-style keys:
+
+- ResNet/ResNeXt: ``conv1_weights`` + ``bn_conv1_*`` (ResNeXt: ``res_conv1_weights``), or for
+  vd the ``conv1_{1,2,3}`` deep stem (-> ``stem.{0,3,6}``, norms ``bnv1_{1,2,3}`` ->
+  ``stem.{1,4,7}``: the literal ``"bn" + conv[3:]`` rule); block ``res{s}{a,b,c..}`` (ResNet-101/152 stage 4: ``res4a``,
+  ``res4b1..``) convs ``_branch2{a,b,c}`` -> ``conv{1,2,3}``, shortcut ``_branch1`` ->
+  ``downsample.0`` (``downsample.1`` after vd's avg-pool); norm name = ``"bn" + conv[3:]``.
+  ``affine_channel`` (``_scale``/``_offset`` only) becomes a frozen BN with mean 0, var 1: with
+  ``eps=0`` (our Paddle configs) it computes exactly ``x * scale + offset``. Real BN
+  statistics (``_mean``/``_variance``) are kept when present.
+- FPN: ``fpn_inner_res5_sum`` / ``fpn_inner_res{k}_sum_lateral`` -> ``lateral_convs.{k-k0}``,
+  ``fpn_res{k}_sum`` -> ``fpn_convs.{k-k0}`` (k0 = lowest stage used), RetinaNet's ``fpn_6``,
+  ``fpn_7`` -> the next ``fpn_convs``.
+- FC weights are stored [in, out] by Paddle: transposed. Classifiers have 81 outputs with
+  background at index 0: the row moves to the end (``fc_cls``) or is dropped (class-specific
+  ``bbox_pred`` 4x81 -> 320 rows, mask ``conv_logits``); Cascade's class-agnostic ``bbox_pred``
+  (2x4: background, foreground) keeps the foreground 4.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import struct
+import tarfile
+from collections import OrderedDict
+from typing import Callable, Dict, Iterable, Mapping
+
+import numpy as np
+import torch
+
+from detzoo.errors import CheckpointError
+
+# paddle/fluid/framework/framework.proto VarType.Type -> numpy dtype
+_PADDLE_DTYPES = {0: np.bool_, 1: np.int16, 2: np.int32, 3: np.int64, 4: np.float16, 5: np.float32,
+                  6: np.float64, 19: np.uint64, 20: np.uint8, 21: np.int8}
+# persistables that are not weights: optimizer state and schedule counters
+_NOT_WEIGHTS = re.compile(r"(_velocity_\d+|_moment\d?_\d+|_beta\d_pow_acc_\d+|^learning_rate|"
+                          r"@LR_DECAY_COUNTER@|^__model__$|^@)")
+
+
+# --- LoDTensor files -----------------------------------------------------------------------
+def _varint(buf: bytes, pos: int, where: str) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if pos >= len(buf):
+            raise CheckpointError(f"{where}: TensorDesc protobuf ends inside a number")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise CheckpointError(f"{where}: TensorDesc protobuf has a malformed number")
+
+
+def _parse_tensor_desc(buf: bytes, where: str) -> tuple[int, list[int]]:
+    """(data_type, dims) of a ``VarType.TensorDesc`` message (dims packed or not)."""
+    data_type, dims, pos = None, [], 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos, where)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos, where)
+            if field == 1:
+                data_type = value
+            elif field == 2:
+                dims.append(value - (1 << 64) if value >= 1 << 63 else value)
+        elif wire == 2:
+            length, pos = _varint(buf, pos, where)
+            chunk, pos = buf[pos:pos + length], pos + length
+            if len(chunk) != length:
+                raise CheckpointError(f"{where}: TensorDesc protobuf is truncated")
+            if field == 2:  # packed dims
+                inner = 0
+                while inner < len(chunk):
+                    value, inner = _varint(chunk, inner, where)
+                    dims.append(value - (1 << 64) if value >= 1 << 63 else value)
+        else:
+            raise CheckpointError(f"{where}: TensorDesc protobuf has an unexpected field "
+                                  f"(number {field}, wire type {wire})")
+    if data_type is None:
+        raise CheckpointError(f"{where}: TensorDesc has no data_type")
+    return data_type, dims
+
+
+def parse_lod_tensor(data: bytes, where: str) -> np.ndarray:
+    """Decode one serialized LoDTensor (the layout in the module docstring).
+
+    ``where`` names the file/archive member in errors. Raises CheckpointError on a wrong
+    version, a truncated or over-long file, an unknown data type or negative dims.
+    """
+    def take(count: int, what: str) -> bytes:
+        nonlocal pos
+        if pos + count > len(data):
+            raise CheckpointError(f"{where}: truncated LoDTensor file ({len(data)} bytes), ends "
+                                  f"inside the {what}")
+        chunk = data[pos:pos + count]
+        pos += count
+        return chunk
+
+    pos = 0
+    (version,) = struct.unpack("<I", take(4, "LoDTensor version"))
+    if version != 0:
+        raise CheckpointError(f"{where}: not a Paddle LoDTensor file (version {version}, expected 0)")
+    (lod_level,) = struct.unpack("<Q", take(8, "LoD level count"))
+    if lod_level > 16:
+        raise CheckpointError(f"{where}: not a Paddle LoDTensor file (LoD level count {lod_level})")
+    for _ in range(lod_level):
+        (nbytes,) = struct.unpack("<Q", take(8, "LoD level size"))
+        take(nbytes, "LoD offsets")
+    (tensor_version,) = struct.unpack("<I", take(4, "tensor version"))
+    if tensor_version != 0:
+        raise CheckpointError(f"{where}: unsupported tensor version {tensor_version} (expected 0)")
+    (desc_size,) = struct.unpack("<i", take(4, "TensorDesc size"))
+    if desc_size < 0:
+        raise CheckpointError(f"{where}: negative TensorDesc size {desc_size}")
+    data_type, dims = _parse_tensor_desc(take(desc_size, "TensorDesc"), where)
+    if data_type not in _PADDLE_DTYPES:
+        raise CheckpointError(f"{where}: unsupported Paddle data type {data_type}")
+    if any(d < 0 for d in dims):
+        raise CheckpointError(f"{where}: negative dimension in shape {dims}")
+    dtype = np.dtype(_PADDLE_DTYPES[data_type]).newbyteorder("<")
+    count = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    raw = take(count * dtype.itemsize, f"tensor data (shape {dims}, {dtype.name})")
+    if pos != len(data):
+        raise CheckpointError(f"{where}: {len(data) - pos} unexpected bytes after the tensor data "
+                              f"(shape {dims}, {dtype.name})")
+    return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(dims)
+
+
+def _read_tar(path: str) -> "OrderedDict[str, np.ndarray]":
+    params: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                if not member.isfile():
+                    continue
+                name = os.path.basename(member.name)
+                if not name or name.startswith(".") or _NOT_WEIGHTS.search(name):
+                    continue
+                where = f"{path}: member {member.name}"
+                if name in params:
+                    raise CheckpointError(f"{where}: parameter {name!r} appears twice")
+                handle = archive.extractfile(member)
+                params[name] = parse_lod_tensor(handle.read() if handle else b"", where)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise CheckpointError(f"{path}: cannot read the tar archive ({type(exc).__name__}: {exc})") from None
+    return params
+
+
+def _read_dir(path: str) -> "OrderedDict[str, np.ndarray]":
+    params: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    for name in sorted(os.listdir(path)):
+        file = os.path.join(path, name)
+        if not os.path.isfile(file) or name.startswith(".") or _NOT_WEIGHTS.search(name):
+            continue
+        with open(file, "rb") as f:
+            params[name] = parse_lod_tensor(f.read(), file)
+    return params
+
+
+# --- .pdparams pickles ---------------------------------------------------------------------
+def _allowed_globals() -> dict:
+    # the numpy rebuild functions our proposal-file reader already vets (one list of them)
+    from detzoo.evaluation.proposals_io import _allowed_globals as array_globals
+
+    allowed = dict(array_globals())
+    for builtins_name in ("builtins", "__builtin__"):
+        allowed[(builtins_name, "tuple")] = tuple  # paddle.save stores a tensor as (name, array)
+        allowed[(builtins_name, "eval")] = _data_only_eval
+    allowed[("collections", "OrderedDict")] = OrderedDict
+    return allowed
+
+
+def _data_only_eval(expression, namespace=None, *_):
+    """paddle.save pickles a LoDTensor as ``eval('data', {'data': array})``: allow that form only."""
+    if expression == "data" and isinstance(namespace, dict) and isinstance(namespace.get("data"), np.ndarray):
+        return namespace["data"]
+    raise pickle.UnpicklingError(f"builtins.eval({expression!r}, ...) beyond paddle.save's "
+                                 "('data', {'data': array}) form")
+
+
+class _ParamsUnpickler(pickle.Unpickler):
+    def __init__(self, file, source: str):
+        super().__init__(file, encoding="latin1")
+        self.source = source
+        self.allowed = _allowed_globals()
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self.allowed[(module, name)]
+        except KeyError:
+            raise CheckpointError(
+                f"{self.source}: the pickle names '{module}.{name}', not only numpy arrays; "
+                "unpickling such objects can run arbitrary code from the file, so detzoo refuses "
+                "it. If you trust where the file came from, pass --unsafe-load "
+                "(allow_pickle=True)") from None
+
+
+def _unpack_value(name: str, value, where: str) -> np.ndarray | None:
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], np.ndarray):
+        value = value[1]  # paddle.save: (tensor name, array)
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "numpy") and callable(value.numpy):  # a real Paddle tensor (unsafe load)
+        return np.asarray(value.numpy())
+    return None
+
+
+def _read_pdparams(path: str, allow_pickle: bool) -> "OrderedDict[str, np.ndarray]":
+    try:
+        with open(path, "rb") as f:
+            if allow_pickle:
+                raw = pickle.load(f, encoding="latin1")  # noqa: S301 - explicit --unsafe-load
+            else:
+                raw = _ParamsUnpickler(f, path).load()
+    except CheckpointError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, ImportError, struct.error, MemoryError) as exc:
+        raise CheckpointError(f"{path}: not a readable .pdparams pickle ({type(exc).__name__}: "
+                              f"{exc})") from None
+    if not isinstance(raw, Mapping):
+        raise CheckpointError(f"{path}: a .pdparams file holds a dict of parameters, found "
+                              f"{type(raw).__name__}")
+    big = raw.get("UnpackBigParamInfor@@") or {}
+    params: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    for name, value in raw.items():
+        if not isinstance(name, str) or name.endswith("@@") or _NOT_WEIGHTS.search(name):
+            continue
+        if any(name.startswith(f"{key}@@.") for key in big):
+            continue  # a slice of a big parameter: joined below
+        array = _unpack_value(name, value, path)
+        if array is None:
+            raise CheckpointError(f"{path}: entry {name!r} is a {type(value).__name__}, not an array")
+        params[name] = array
+    for key, info in big.items():  # paddle.save splits parameters over 4 GB for protocol < 4
+        try:
+            pieces = [_unpack_value(s, raw[s], path) for s in info["slices"]]
+            params[key] = np.concatenate([p.ravel() for p in pieces]).reshape(info["OriginShape"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{path}: big parameter {key!r} cannot be re-assembled "
+                                  f"({type(exc).__name__}: {exc})") from None
+    return params
+
+
+def read_paddle_params(path: str | os.PathLike, allow_pickle: bool = False) -> "OrderedDict[str, np.ndarray]":
+    """All weights of a Paddle archive: ``.tar`` / directory of LoDTensor files or ``.pdparams``.
+
+    ``.pdopt`` (optimizer) files are refused with a hint. Raises CheckpointError naming the
+    file (and archive member) on anything malformed.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: file not found")
+    if os.path.isdir(path):
+        params = _read_dir(path)
+    elif path.endswith(".pdopt"):
+        raise CheckpointError(f"{path}: is Paddle optimizer state; convert the .pdparams file beside it")
+    elif tarfile.is_tarfile(path):
+        params = _read_tar(path)
+    elif path.endswith((".tar", ".tar.gz", ".tgz")):
+        raise CheckpointError(f"{path}: not a readable tar archive (truncated or corrupt download?)")
+    else:
+        params = _read_pdparams(path, allow_pickle)
+    if not params:
+        raise CheckpointError(f"{path}: holds no Paddle parameters")
+    return params
+
+
+# --- mapping helpers -----------------------------------------------------------------------
+class _Mapper:
+    """Takes Paddle arrays by name (each at most once) and records what was used."""
+
+    def __init__(self, params: Mapping[str, np.ndarray], source: str = "paddle archive"):
+        self.params = params
+        self.used: set[str] = set()
+        self.out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+        self.source = source
+
+    def has(self, name: str) -> bool:
+        return name in self.params
+
+    def get(self, name: str) -> np.ndarray:
+        if name not in self.params:
+            raise CheckpointError(f"{self.source}: parameter {name!r} is missing (expected for "
+                                  "this architecture)")
+        self.used.add(name)
+        return np.asarray(self.params[name])
+
+    def put(self, key: str, array: np.ndarray) -> None:
+        self.out[key] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+    def conv(self, weight: str, bias: str | None, key: str) -> None:
+        self.put(f"{key}.weight", self.get(weight))
+        if bias is not None:
+            self.put(f"{key}.bias", self.get(bias))
+
+    def norm(self, paddle_name: str, key: str) -> None:
+        scale = self.get(f"{paddle_name}_scale")
+        self.put(f"{key}.weight", scale)
+        self.put(f"{key}.bias", self.get(f"{paddle_name}_offset"))
+        if self.has(f"{paddle_name}_mean"):  # batch_norm with statistics
+            self.put(f"{key}.running_mean", self.get(f"{paddle_name}_mean"))
+            self.put(f"{key}.running_var", self.get(f"{paddle_name}_variance"))
+        else:  # affine_channel: x * scale + offset
+            self.put(f"{key}.running_mean", np.zeros_like(scale))
+            self.put(f"{key}.running_var", np.ones_like(scale))
+
+    def fc(self, name: str, key: str, rows=None) -> None:
+        """Paddle fc ``{name}_w`` [in, out] / ``{name}_b`` [out] -> Linear [out, in], [out];
+        ``rows`` (index array) picks/reorders output rows."""
+        weight, bias = self.get(f"{name}_w").T, self.get(f"{name}_b").reshape(-1)
+        if rows is not None:
+            weight, bias = weight[rows], bias[rows]
+        self.put(f"{key}.weight", weight)
+        self.put(f"{key}.bias", bias)
+
+    def unused(self) -> list[str]:
+        return [n for n in self.params if n not in self.used]
+
+
+def _block_names(params: Mapping[str, np.ndarray], stage: int, prefix: str) -> list[str]:
+    """Paddle block names of one stage present in ``params`` (``res4a, res4b1..`` or ``a,b,c``)."""
+    present = lambda n: f"{prefix}{n}_branch2a_weights" in params  # noqa: E731
+    letters = []
+    for i in range(64):
+        name = f"res{stage}{chr(ord('a') + i)}" if i < 26 else None
+        if name is None or not present(name):
+            break
+        letters.append(name)
+    numbered = [f"res{stage}a"] + [f"res{stage}b{i}" for i in range(1, 64)]
+    count = 0
+    while count < len(numbered) and present(numbered[count]):
+        count += 1
+    return numbered[:count] if count > len(letters) else letters
+
+
+def _bn_name(conv: str) -> str:
+    """Paddle's norm name for a conv (``name_adapter.fix_conv_norm_name``): ``bn_conv1`` for the
+    stem, else ``"bn" + conv[3:]`` -- literally, so the vd stem's ``conv1_1`` gives ``bnv1_1``."""
+    return "bn_conv1" if conv == "conv1" else "bn" + conv[3:]
+
+
+def map_resnet(m: _Mapper, prefix_key: str = "backbone", paddle_prefix: str = "") -> dict:
+    """ResNet / ResNeXt (b or vd) backbone; returns what was found (depth, vd, stage sizes)."""
+    p = paddle_prefix
+    vd = m.has(f"{p}conv1_1_weights")
+    if vd:
+        for i, (conv_idx, norm_idx) in enumerate(((0, 1), (3, 4), (6, 7)), start=1):
+            m.conv(f"{p}conv1_{i}_weights", None, f"{prefix_key}.stem.{conv_idx}")
+            m.norm(f"{p}{_bn_name(f'conv1_{i}')}", f"{prefix_key}.stem.{norm_idx}")
+    else:
+        stem = f"{p}conv1_weights" if m.has(f"{p}conv1_weights") else f"{p}res_conv1_weights"
+        m.conv(stem, None, f"{prefix_key}.conv1")
+        m.norm(f"{p}bn_conv1", f"{prefix_key}.bn1")
+    stages = []
+    for stage in (2, 3, 4, 5):
+        blocks = _block_names(m.params, stage, p)
+        if not blocks:
+            break
+        stages.append(len(blocks))
+        for index, block in enumerate(blocks):
+            key = f"{prefix_key}.layer{stage - 1}.{index}"
+            for branch, conv_idx in (("2a", 1), ("2b", 2), ("2c", 3)):
+                m.conv(f"{p}{block}_branch{branch}_weights", None, f"{key}.conv{conv_idx}")
+                m.norm(f"{p}{_bn_name(f'{block}_branch{branch}')}", f"{key}.bn{conv_idx}")
+            if m.has(f"{p}{block}_branch1_weights"):
+                # vd: stride-2 shortcuts start with an avg-pool (no weights) at index 0
+                first = 1 if vd and stage > 2 else 0
+                m.conv(f"{p}{block}_branch1_weights", None, f"{key}.downsample.{first}")
+                m.norm(f"{p}{_bn_name(f'{block}_branch1')}", f"{key}.downsample.{first + 1}")
+    if not stages:
+        raise CheckpointError(f"{m.source}: no ResNet blocks ('res2a_branch2a_weights') found")
+    depth = {(3, 4, 6, 3): 50, (3, 4, 23, 3): 101, (3, 8, 36, 3): 152}.get(tuple(stages))
+    return dict(vd=vd, stage_blocks=tuple(stages), depth=depth)
+
+
+def map_fpn(m: _Mapper, key: str = "neck") -> list[int]:
+    """Paddle FPN -> ``lateral_convs``/``fpn_convs``; returns the backbone stages it uses."""
+    stages = [s for s in (2, 3, 4, 5) if m.has(f"fpn_res{s}_sum_w")]
+    if not stages:
+        raise CheckpointError(f"{m.source}: no FPN parameters ('fpn_res5_sum_w') found")
+    top = stages[-1]
+    for index, stage in enumerate(stages):
+        inner = f"fpn_inner_res{stage}_sum" + ("" if stage == top else "_lateral")
+        m.conv(f"{inner}_w", f"{inner}_b", f"{key}.lateral_convs.{index}.conv")
+        m.conv(f"fpn_res{stage}_sum_w", f"fpn_res{stage}_sum_b", f"{key}.fpn_convs.{index}.conv")
+    index = len(stages)
+    for level in range(top + 1, top + 4):  # RetinaNet's extra stride-2 convs fpn_6, fpn_7
+        if not m.has(f"fpn_{level}_w"):
+            break
+        m.conv(f"fpn_{level}_w", f"fpn_{level}_b", f"{key}.fpn_convs.{index}.conv")
+        index += 1
+    return stages
+
+
+def map_rpn(m: _Mapper, key: str = "rpn_head") -> None:
+    level = next((lv for lv in range(2, 7) if m.has(f"conv_rpn_fpn{lv}_w")), None)
+    if level is None:
+        raise CheckpointError(f"{m.source}: no FPN RPN parameters ('conv_rpn_fpn2_w') found")
+    m.conv(f"conv_rpn_fpn{level}_w", f"conv_rpn_fpn{level}_b", f"{key}.rpn_conv")
+    m.conv(f"rpn_cls_logits_fpn{level}_w", f"rpn_cls_logits_fpn{level}_b", f"{key}.rpn_cls")
+    m.conv(f"rpn_bbox_pred_fpn{level}_w", f"rpn_bbox_pred_fpn{level}_b", f"{key}.rpn_reg")
+
+
+def _background_last(num: int) -> np.ndarray:
+    """Row order moving Paddle's background (row 0) behind the ``num - 1`` classes."""
+    return np.concatenate([np.arange(1, num), [0]])
+
+
+def map_bbox_head(m: _Mapper, key: str, suffix: str = "", class_agnostic: bool = False) -> None:
+    """TwoFCHead + classifier/regressor of one (Cascade: ``suffix`` ``_2``/``_3``) stage."""
+    m.fc(f"fc6{suffix}", f"{key}.shared_fcs.0")
+    m.fc(f"fc7{suffix}", f"{key}.shared_fcs.1")
+    num = m.params[f"cls_score{suffix}_w"].shape[1] if m.has(f"cls_score{suffix}_w") else 0
+    m.fc(f"cls_score{suffix}", f"{key}.fc_cls", rows=_background_last(num))
+    width = m.params[f"bbox_pred{suffix}_w"].shape[1]
+    if class_agnostic:
+        if width != 8:
+            raise CheckpointError(f"{m.source}: bbox_pred{suffix}_w has {width} outputs; a "
+                                  "class-agnostic Cascade stage has 8 (background, foreground)")
+        rows = np.arange(4, 8)
+    else:
+        if width != 4 * num:
+            raise CheckpointError(f"{m.source}: bbox_pred{suffix}_w has {width} outputs, expected "
+                                  f"4 x {num} classes")
+        rows = np.arange(4, width)  # drop the background's 4 deltas
+    m.fc(f"bbox_pred{suffix}", f"{key}.fc_reg", rows=rows)
+
+
+def map_mask_head(m: _Mapper, key: str = "roi_head.mask_head") -> None:
+    index = 0
+    while m.has(f"mask_inter_feat_{index + 1}_w"):
+        m.conv(f"mask_inter_feat_{index + 1}_w", f"mask_inter_feat_{index + 1}_b", f"{key}.convs.{index}.conv")
+        index += 1
+    m.conv("conv5_mask_w", "conv5_mask_b", f"{key}.upsample")  # ConvTranspose: [in, out, k, k] in both
+    weight, bias = m.get("mask_fcn_logits_w"), m.get("mask_fcn_logits_b")
+    m.put(f"{key}.conv_logits.weight", weight[1:])
+    m.put(f"{key}.conv_logits.bias", bias[1:])
+
+
+def map_retina_head(m: _Mapper, key: str = "bbox_head") -> None:
+    level = next((lv for lv in range(2, 8) if m.has(f"retnet_cls_pred_fpn{lv}_w")), None)
+    if level is None:
+        raise CheckpointError(f"{m.source}: no RetinaNet head ('retnet_cls_pred_fpn3_w') found")
+    for branch, ours in (("cls", "cls_convs"), ("bbox", "reg_convs")):
+        index = 0
+        while m.has(f"retnet_{branch}_conv_n{index}_fpn{level}_w"):
+            name = f"retnet_{branch}_conv_n{index}_fpn{level}"
+            m.conv(f"{name}_w", f"{name}_b", f"{key}.{ours}.{index}.conv")
+            index += 1
+    # sigmoid classifier without a background channel; anchors ratio-major as in mmdet
+    m.conv(f"retnet_cls_pred_fpn{level}_w", f"retnet_cls_pred_fpn{level}_b", f"{key}.retina_cls")
+    m.conv(f"retnet_bbox_pred_fpn{level}_w", f"retnet_bbox_pred_fpn{level}_b", f"{key}.retina_reg")
+
+
+# --- architectures -------------------------------------------------------------------------
+def _finish(m: _Mapper, arch: str, backbone: dict) -> "OrderedDict[str, torch.Tensor]":
+    leftover = m.unused()
+    if leftover:
+        shown = ", ".join(leftover[:6]) + (f", ... (+{len(leftover) - 6} more)" if len(leftover) > 6 else "")
+        raise CheckpointError(f"{m.source}: {len(leftover)} Paddle parameters have no place in a "
+                              f"'{arch}' model ({shown}); is --arch right?")
+    return m.out
+
+
+def convert_faster_rcnn_fpn(params: Mapping[str, np.ndarray], source: str = "paddle archive"):
+    m = _Mapper(params, source)
+    backbone = map_resnet(m)
+    map_fpn(m)
+    map_rpn(m)
+    map_bbox_head(m, "roi_head.bbox_head")
+    return _finish(m, "faster_rcnn_fpn", backbone)
+
+
+def convert_mask_rcnn_fpn(params: Mapping[str, np.ndarray], source: str = "paddle archive"):
+    m = _Mapper(params, source)
+    backbone = map_resnet(m)
+    map_fpn(m)
+    map_rpn(m)
+    map_bbox_head(m, "roi_head.bbox_head")
+    map_mask_head(m)
+    return _finish(m, "mask_rcnn_fpn", backbone)
+
+
+def convert_cascade_rcnn_fpn(params: Mapping[str, np.ndarray], source: str = "paddle archive"):
+    m = _Mapper(params, source)
+    backbone = map_resnet(m)
+    map_fpn(m)
+    map_rpn(m)
+    for stage, suffix in enumerate(("", "_2", "_3")):
+        map_bbox_head(m, f"roi_head.bbox_head.{stage}", suffix, class_agnostic=True)
+    return _finish(m, "cascade_rcnn_fpn", backbone)
+
+
+def convert_retinanet(params: Mapping[str, np.ndarray], source: str = "paddle archive"):
+    m = _Mapper(params, source)
+    backbone = map_resnet(m)
+    map_fpn(m)
+    map_retina_head(m)
+    return _finish(m, "retinanet", backbone)
+
+
+ARCHS: Dict[str, Callable[..., "OrderedDict[str, torch.Tensor]"]] = {
+    "faster_rcnn_fpn": convert_faster_rcnn_fpn,
+    "mask_rcnn_fpn": convert_mask_rcnn_fpn,
+    "cascade_rcnn_fpn": convert_cascade_rcnn_fpn,
+    "retinanet": convert_retinanet,
+}
+
+
+def detect_arch(names: Iterable[str]) -> str | None:
+    """The architecture a set of Paddle parameter names belongs to (None: not one of ours)."""
+    names = set(names)
+    if "res2a_branch2a_weights" not in names:  # not a ResNet / ResNeXt (e.g. SENet, DarkNet)
+        return None
+    if any(n.startswith("retnet_cls_pred_fpn") for n in names):
+        return "retinanet"
+    if "fpn_res5_sum_w" in names or "fpn_res4_sum_w" in names:
+        if "cls_score_3_w" in names:
+            return "cascade_rcnn_fpn"
+        if "mask_fcn_logits_w" in names:
+            return "mask_rcnn_fpn"
+        if "fc6_w" in names:
+            return "faster_rcnn_fpn"
+    if "cls_score_w" in names and "fc6_w" not in names:
+        return "rcnn_c4"
+    return None
+
+
+def describe_backbone(params: Mapping[str, np.ndarray]) -> str:
+    """e.g. ``ResNet-101-vd`` / ``ResNeXt-101-vd 64x4d`` from the names and shapes."""
+    m = _Mapper(params)
+    try:
+        found = map_resnet(m)
+    except CheckpointError:
+        return "unknown backbone"
+    depth = found["depth"] or "?"
+    name = f"ResNet-{depth}"
+    conv2 = params.get("res2a_branch2b_weights")
+    if conv2 is not None and conv2.shape[1] != conv2.shape[0]:
+        groups = conv2.shape[0] // conv2.shape[1]
+        name = f"ResNeXt-{depth} {groups}x{conv2.shape[1]}d"
+    return name + ("-vd" if found["vd"] else "")
+
+
+# arch -> detzoo config (relative to configs/) for a ResNet-50 "b" backbone; others by name
+ARCH_CONFIGS = {
+    "faster_rcnn_fpn": "faster_rcnn/faster_rcnn_r50_fpn_1x.py",
+    "mask_rcnn_fpn": "mask_rcnn/mask_rcnn_r50_fpn_1x.py",
+    "cascade_rcnn_fpn": "cascade_rcnn/cascade_rcnn_r50_fpn_1x.py",
+    "retinanet": "retinanet/retinanet_r50_fpn_1x.py",
+}
+
+__all__ = ["read_paddle_params", "parse_lod_tensor", "ARCHS", "ARCH_CONFIGS", "detect_arch",
+           "describe_backbone", "map_resnet", "map_fpn", "map_rpn", "map_bbox_head",
+           "map_mask_head", "map_retina_head"]
