@@ -21,7 +21,8 @@ class (here 1000 per level), its loss is normalised by the number of positives (
 max(positives, 1) per image); its piecewise lr (x0.5, x0.25, x0.1, x0.01 after 10k/15k/20k/25k
 of 28k iterations) becomes a step schedule with gamma 0.5 at the same fractions of 120 epochs.
 The Paddle weights keep background at class 0 and the sqrt(min*max) box last in each location;
-a converter must move both (our order: background last, that box second).
+the converter moves both (our order: background last, that box second): `detzoo convert
+ssd_mobilenet_v1_voc.tar ssd_mobilenet_v1_voc.pth --from paddle` (paddle_single_stage).
 """
 import torch
 

@@ -157,16 +157,17 @@ def make_res_layer(block: type, inplanes: int, planes: int, num_blocks: int, str
                    dilation: int = 1, style: str = "pytorch", avg_down: bool = False,
                    with_cp: bool = False, norm_cfg: dict = dict(type="BN"),
                    conv_cfg: dict | None = None, dcn: dict | None = None,
-                   **block_kwargs) -> nn.Sequential:
+                   force_downsample: bool = False, **block_kwargs) -> nn.Sequential:
     """One stage: ``num_blocks`` blocks, the first one striding and projecting the shortcut.
 
     With ``avg_down`` (ResNet-D) a stride-s shortcut is AvgPool(s, ceil_mode, no padded zeros in
     the mean) followed by a stride-1 1x1 conv, as in mmdet ``ResLayer``. ``block_kwargs`` go to
-    every block (ResNeXt's ``groups``/``base_width``/``base_channels``).
+    every block (ResNeXt's ``groups``/``base_width``/``base_channels``). ``force_downsample``
+    projects the first block's shortcut even when its shape is unchanged.
     """
     out_planes = planes * block.expansion
     downsample = None
-    if stride != 1 or inplanes != out_planes:
+    if stride != 1 or inplanes != out_planes or force_downsample:
         layers = []
         conv_stride = stride
         if avg_down and stride != 1:
@@ -217,6 +218,10 @@ class ResNet(FrozenStagesMixin, nn.Module):
             ``dict(type="DCNv2", deform_groups=1, fallback_on_stride=False)``; its
             ``conv_offset`` starts at zero, so a fresh DCN stage computes a plain conv (DCN) or
             half of it (DCNv2, mask sigmoid(0)).
+        first_block_projection: give ``layer1.0`` a 1x1 conv + norm shortcut
+            (``downsample.{0,1}``) although its shape is unchanged, as PaddleDetection's and
+            PaddleClas' ResNet-18/34 do (``res2a_branch1``; ``static/ppdet/modeling/backbones/
+            resnet.py`` ``_shortcut``: ``depth < 50 and is_first``).
         init_cfg: None (random init) or ``dict(type="Pretrained", checkpoint=path,
             prefix=optional key prefix to select and strip)``; ``pretrained=path`` is a
             shorthand. The constructor only applies the random init; as in MMDetection, the
@@ -239,7 +244,8 @@ class ResNet(FrozenStagesMixin, nn.Module):
                  with_cp: bool = False, zero_init_residual: bool = True,
                  conv_cfg: dict | None = None, dcn: dict | None = None,
                  stage_with_dcn=(False, False, False, False),
-                 pretrained: str | None = None, init_cfg: dict | None = None):
+                 pretrained: str | None = None, init_cfg: dict | None = None,
+                 first_block_projection: bool = False):
         super().__init__()
         if depth not in self.arch_settings:
             raise ConfigError(f"{type(self).__name__} depth={depth!r} is not one of "
@@ -286,11 +292,12 @@ class ResNet(FrozenStagesMixin, nn.Module):
         inplanes = stem_channels
         for i, num_blocks in enumerate(self.stage_blocks):
             planes = base_channels * 2 ** i
+            extra = dict(force_downsample=True) if first_block_projection and i == 0 else {}
             layer = self.make_res_layer(
                 self.block, inplanes, planes, num_blocks, stride=strides[i],
                 dilation=dilations[i], style=style, avg_down=avg_down, with_cp=with_cp,
                 norm_cfg=norm_cfg, conv_cfg=conv_cfg,
-                dcn=dcn if dcn is not None and self.stage_with_dcn[i] else None)
+                dcn=dcn if dcn is not None and self.stage_with_dcn[i] else None, **extra)
             inplanes = planes * self.block.expansion
             self.add_module(f"layer{i + 1}", layer)
             self.res_layers.append(f"layer{i + 1}")
