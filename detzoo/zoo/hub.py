@@ -247,7 +247,22 @@ def resolve_zoo_checkpoint(name, dest_dir: Optional[Union[str, os.PathLike]] = N
         else:
             why = f"{entry.source} checkpoints need a converter that detzoo does not have yet"
         raise CheckpointError(f"model-zoo entry {entry.name} is {entry.status}, not loadable: {why}")
-    return entry.config_path, fetch(entry, dest_dir, progress=progress)
+    path = fetch(entry, dest_dir, progress=progress)
+    if entry.source == "PaddleDetection":
+        path = _converted_paddle(path)
+    return entry.config_path, path
+
+
+def _converted_paddle(archive: Path) -> Path:
+    """The detzoo checkpoint converted from a downloaded Paddle archive, cached beside it as
+    ``<stem>.detzoo.pth`` (written atomically; re-converted when the archive is newer)."""
+    from detzoo.engine.checkpoint import atomic_torch_save
+    from detzoo.zoo.converters import convert_file
+
+    target = archive.with_name(archive.name.split(".")[0] + ".detzoo.pth")
+    if not target.is_file() or target.stat().st_mtime < archive.stat().st_mtime:
+        atomic_torch_save(convert_file(archive, "paddle"), target)
+    return target
 
 
 __all__ = ["download", "fetch", "resolve_zoo_checkpoint", "apply_mirror", "home_dir", "checkpoint_dir",

@@ -377,3 +377,27 @@ def test_convert_file_maps_a_senet_faster_rcnn_archive(tmp_path):
     assert torch.equal(block.se.squeeze.weight, torch.from_numpy(params["fc6_36_sqz_weights"].T.copy()))
     assert torch.equal(block.bn3.weight, torch.from_numpy(params["conv6_36_x3_bn_scale"]))
     assert torch.count_nonzero(block.bn3.running_mean) == 0 and torch.all(block.bn3.running_var == 1)
+
+
+def test_init_detector_from_the_zoo_downloads_and_converts_a_paddle_row(file_server, zoo_home, monkeypatch):
+    """`init_detector(NAME, checkpoint="zoo")` on a Paddle row: download (from a local mirror of
+    paddlemodels.bj.bcebos.com), convert once, cache the converted file, load strictly."""
+    from detzoo.apis import init_detector
+    from detzoo.zoo.index import get_entry
+
+    entry = get_entry("yolov3_mobilenet_v1_voc_416")
+    assert entry.status == "loadable"
+    params, channels = paddle_mobilenet()
+    add_yolo_head(params, channels, 20)
+    served = file_server.root / "object_detection" / "yolov3_mobilenet_v1_voc.tar"
+    served.parent.mkdir(parents=True)
+    _paddle_layout().write_tar(served, params)
+    monkeypatch.setenv("DETZOO_ZOO_MIRROR", file_server.base)
+    model = init_detector("yolov3_mobilenet_v1_voc_416", checkpoint="zoo")
+    assert torch.equal(model.bbox_head.convs_pred[2].bias, torch.from_numpy(params["yolo_output.2.conv.bias"]))
+    converted = list(zoo_home.rglob("yolov3_mobilenet_v1_voc.detzoo.pth"))
+    assert len(converted) == 1 and not list(zoo_home.rglob("*.tmp"))
+    # a second load uses the cache: no new request, no re-conversion
+    stamp = converted[0].stat().st_mtime_ns
+    init_detector("yolov3_mobilenet_v1_voc_608", checkpoint="zoo")
+    assert len(file_server.requests) == 1 and converted[0].stat().st_mtime_ns == stamp
