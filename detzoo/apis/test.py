@@ -100,7 +100,11 @@ def evaluate_detector(model, dataset, metric: Union[str, Sequence[str]] = "bbox"
         if out_file:
             save_results(out_file, results, dataset)
         return dataset.evaluate(results, metric)
-    evaluator = CocoEvaluator.from_dataset(dataset)
+    # the model's class names decide the label -> category_id map (by name for torchvision's 91
+    # ids); proposals are scored class-agnostically (useCats=0), their labels need no map
+    class_agnostic = ({metric} if isinstance(metric, str) else set(metric)) == {"proposal"}
+    class_names = None if class_agnostic else getattr(model, "class_names", None)
+    evaluator = CocoEvaluator.from_dataset(dataset, class_names=class_names)
     metas = [{"img_id": img_id} for img_id in dataset.img_ids]
     evaluator.process(metas, results)
     if out_file:
@@ -108,17 +112,20 @@ def evaluate_detector(model, dataset, metric: Union[str, Sequence[str]] = "bbox"
     return evaluator.evaluate(metric, classwise=classwise)
 
 
-def save_results(path: str, results, dataset, proposals: bool = False) -> str:
+def save_results(path: str, results, dataset, proposals: bool = False,
+                 class_names: Optional[Sequence[str]] = None) -> str:
     """Write ``results`` (dataset order) to ``path`` atomically; returns what was written.
 
     ``proposals``: an RPN's proposal file (.pkl MMDetection layout, or .json). Otherwise .pkl /
     .pickle is MMDetection 2.x's per-class pickle; anything else is a results JSON: COCO results
     for COCO-style datasets, per-image detections with VOC image ids for VOC datasets.
+    ``class_names``: the model's; COCO category ids then follow
+    :func:`detzoo.evaluation.results_io.label_to_cat_ids` (by name when they differ from the dataset's).
     """
     from detzoo.data.voc import VOCDataset
     from detzoo.evaluation import save_mmdet_results, save_results_json, voc_results_to_json
     from detzoo.evaluation.proposals_io import save_proposals
-    from detzoo.evaluation.results_io import results_to_coco_json
+    from detzoo.evaluation.results_io import label_to_cat_ids, results_to_coco_json
 
     if proposals:
         save_proposals(path, results)
@@ -129,5 +136,6 @@ def save_results(path: str, results, dataset, proposals: bool = False) -> str:
     if isinstance(dataset, VOCDataset):
         save_results_json(path, voc_results_to_json(results, dataset.img_ids, len(dataset.CLASSES)))
     else:
-        save_results_json(path, results_to_coco_json(results, dataset.img_ids, dataset.cat_ids))
+        cat_ids = label_to_cat_ids(class_names, dataset.CLASSES, dataset.cat_ids)
+        save_results_json(path, results_to_coco_json(results, dataset.img_ids, cat_ids, class_names=class_names))
     return "detections"

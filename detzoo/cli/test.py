@@ -49,10 +49,10 @@ def _check_request(args: argparse.Namespace, is_rpn: bool) -> None:
                           "format) or .json")
 
 
-def _save_results(path: str, results, dataset, is_rpn: bool) -> None:
+def _save_results(path: str, results, dataset, is_rpn: bool, class_names=None) -> None:
     from detzoo.apis.test import save_results
 
-    what = save_results(path, results, dataset, proposals=is_rpn)
+    what = save_results(path, results, dataset, proposals=is_rpn, class_names=class_names)
     print(f"{what} written to {path}")
 
 
@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     if rank != 0:
         return 0  # rank 0 has every result: it writes and evaluates
     if args.out:
-        _save_results(args.out, results, dataset, is_rpn)
+        _save_results(args.out, results, dataset, is_rpn, getattr(model, "class_names", None))
     if args.show_dir:
         print(f"pictures written to {args.show_dir}")
     if args.eval:

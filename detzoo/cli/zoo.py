@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--status", choices=("planned", "buildable", "loadable"),
                    help="at least this status (buildable includes loadable rows); see --exact")
     p.add_argument("--exact", action="store_true", help="--status matches exactly")
-    p.add_argument("--source", choices=("MMDetection", "PaddleDetection", "detzoo"))
+    p.add_argument("--source", choices=("MMDetection", "PaddleDetection", "torchvision", "detzoo"))
     p.add_argument("--json", action="store_true", help="every field of every row as JSON")
     p = sub.add_parser("show", help="all fields of one entry (or of every entry using a checkpoint)",
                        description="All fields of a zoo entry. NAME: an entry name, an alias "

@@ -11,7 +11,8 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 from detzoo.errors import DataError
 from detzoo.evaluation.coco_metric import evaluate_coco
-from detzoo.evaluation.results_io import load_coco_gt, result_to_coco_json, save_results_json
+from detzoo.evaluation.results_io import (label_to_cat_ids, load_coco_gt, result_to_coco_json,
+                                          save_results_json)
 from detzoo.structures import DetResult
 
 
@@ -23,16 +24,30 @@ class CocoEvaluator:
         annotation file's categories in their file order.
     img_ids: images the metrics cover (``dataset.img_ids``); default: all of the annotation file.
         Images never processed count as having no detections, as in MMDetection.
+    class_names: the model's class names (``model.class_names``). None, or the names of
+        ``cat_ids``: label ``l`` is category ``cat_ids[l]``; other names (torchvision's 91-entry
+        COCO list) map by name (:func:`detzoo.evaluation.results_io.label_to_cat_ids`).
     """
 
     def __init__(self, coco_gt, cat_ids: Optional[Sequence[int]] = None,
                  img_ids: Optional[Sequence[int]] = None,
                  proposal_nums: Sequence[int] = (100, 300, 1000),
                  iou_thrs: Optional[Sequence[float]] = None, classwise: bool = False,
-                 print_fn: Optional[Callable[[str], None]] = print, logger=None):
+                 print_fn: Optional[Callable[[str], None]] = print, logger=None,
+                 class_names: Optional[Sequence[str]] = None):
         self.coco_gt = load_coco_gt(coco_gt)
         self.cat_ids = list(cat_ids) if cat_ids is not None else \
             [c["id"] for c in self.coco_gt.dataset.get("categories", [])]
+        self.class_names = tuple(class_names) if class_names else None  # () (an RPN's): no names
+        if self.class_names is not None:
+            cats = self.coco_gt.cats
+            missing = [c for c in self.cat_ids if c not in cats]
+            if missing:
+                raise DataError(f"category ids {missing[:5]} are not in the annotation file")
+            self.label_cat_ids = label_to_cat_ids(self.class_names, [cats[c]["name"] for c in self.cat_ids],
+                                                  self.cat_ids)
+        else:
+            self.label_cat_ids = list(self.cat_ids)
         self.img_ids = list(img_ids) if img_ids is not None else None
         self.proposal_nums = tuple(proposal_nums)
         self.iou_thrs = iou_thrs
@@ -58,7 +73,8 @@ class CocoEvaluator:
             if "img_id" not in meta:
                 raise DataError(f"img_meta of {meta.get('filename', '?')} has no 'img_id'")
             img_id = int(meta["img_id"])
-            self._dets[img_id] = result_to_coco_json(result, img_id, self.cat_ids)
+            self._dets[img_id] = result_to_coco_json(result, img_id, self.label_cat_ids,
+                                                     class_names=self.class_names)
 
     def state(self) -> dict[int, list[dict]]:
         """Picklable accumulated detections, for gathering across ranks."""

@@ -6,6 +6,11 @@ One entry per detection::
      "segmentation": {"size": [h, w], "counts": str}}      # only for mask results
 
 ``bbox`` is xywh with ``w = x2 - x1`` (no +1), as MMDetection's ``xyxy2xywh``.
+
+Label -> ``category_id``: a model whose class names are the dataset's (MMDetection's convention)
+maps label ``l`` to the dataset's ``l``-th category id. A model with other class names (e.g.
+torchvision's 91-entry COCO list, where the label IS the COCO id) maps by name:
+:func:`label_to_cat_ids`.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import io
 import json
 import math
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -26,6 +31,30 @@ from detzoo.utils.fileio import atomic_write_text
 from detzoo.structures import DetResult
 
 _REQUIRED_KEYS = ("image_id", "category_id", "score")
+#: class names that stand for no category: torchvision's background (index 0) and the 'N/A' ids
+#: COCO does not use (detzoo.models.torchvision_compat.TORCHVISION_COCO_CATEGORIES). Detections
+#: with them are not written: pycocotools would ignore their category id anyway.
+NO_CATEGORY_NAMES = ("__background__", "N/A")
+
+
+def label_to_cat_ids(model_classes: Optional[Sequence[str]], dataset_classes: Sequence[str],
+                     dataset_cat_ids: Sequence[int]) -> list[Optional[int]]:
+    """COCO category id of each model label (None: the label's class is no dataset category).
+
+    The model's class names equal to the dataset's (or None / empty): ``dataset_cat_ids`` as they are.
+    Otherwise by name: label ``l`` -> the id of the dataset category named ``model_classes[l]``;
+    torchvision's 91 COCO names on a COCO dataset give ``category_id == label``.
+    """
+    if len(dataset_classes) != len(dataset_cat_ids):
+        raise DataError(f"{len(dataset_classes)} dataset class names but {len(dataset_cat_ids)} category ids")
+    if not model_classes or tuple(model_classes) == tuple(dataset_classes):
+        return list(dataset_cat_ids)
+    by_name = dict(zip(dataset_classes, dataset_cat_ids))
+    if len(model_classes) == len(dataset_classes) and not any(name in by_name for name in model_classes):
+        # no name in common (e.g. a checkpoint without class names gets class_0, class_1, ...):
+        # labels are positions in the dataset's categories, as MMDetection always assumes
+        return list(dataset_cat_ids)
+    return [by_name.get(name) for name in model_classes]
 
 
 def encode_masks(masks: torch.Tensor, counts_as_str: bool = True) -> list[dict]:
@@ -43,41 +72,58 @@ def encode_masks(masks: torch.Tensor, counts_as_str: bool = True) -> list[dict]:
     return list(rles)
 
 
-def result_to_coco_json(result: DetResult, img_id: int, cat_ids: Sequence[int],
-                        with_masks: bool = True) -> list[dict]:
-    """COCO result entries for one image's detections (see module docstring)."""
+def result_to_coco_json(result: DetResult, img_id: int, cat_ids: Sequence[Optional[int]],
+                        with_masks: bool = True,
+                        class_names: Optional[Sequence[str]] = None) -> list[dict]:
+    """COCO result entries for one image's detections (see module docstring).
+
+    ``cat_ids[l]``: the category id of label ``l`` (:func:`label_to_cat_ids`), None when its
+    class is no category: detections of a :data:`NO_CATEGORY_NAMES` class (``class_names[l]``)
+    are left out, any other such label is a DataError naming the class.
+    """
     num = len(result)
     if num == 0:
         return []
-    boxes = result.boxes.detach().to("cpu", torch.float32).numpy().astype(np.float64)
-    scores = result.scores.detach().to("cpu", torch.float32).numpy().tolist()
     labels = result.labels.detach().to("cpu", torch.long).numpy()
     bad = labels[(labels < 0) | (labels >= len(cat_ids))]
     if bad.size:
         raise DataError(f"image {img_id}: label {int(bad[0])} is outside the "
                         f"{len(cat_ids)} known categories")
+    mapped = np.asarray([-1 if c is None else c for c in cat_ids], dtype=np.int64)[labels]
+    keep = mapped >= 0
+    for label in np.unique(labels[~keep]).tolist():
+        name = class_names[label] if class_names is not None and label < len(class_names) else None
+        if name not in NO_CATEGORY_NAMES:
+            named = f" ('{name}')" if name is not None else ""
+            raise DataError(f"image {img_id}: predicted label {label}{named} is not a category of the "
+                            f"dataset; the model's class names must be dataset category names")
+    boxes = result.boxes.detach().to("cpu", torch.float32).numpy().astype(np.float64)[keep]
+    scores = result.scores.detach().to("cpu", torch.float32).numpy()[keep].tolist()
     xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1).tolist()
-    categories = np.asarray(cat_ids, dtype=np.int64)[labels].tolist()
+    categories = mapped[keep].tolist()
     entries = [dict(image_id=int(img_id), bbox=xywh[i], score=scores[i],
-                    category_id=categories[i]) for i in range(num)]
+                    category_id=categories[i]) for i in range(len(categories))]
     if with_masks and result.masks is not None:
-        for entry, rle in zip(entries, encode_masks(result.masks)):
+        masks = result.masks if keep.all() else result.masks[torch.from_numpy(keep).to(result.masks.device)]
+        for entry, rle in zip(entries, encode_masks(masks)):
             entry["segmentation"] = rle
     return entries
 
 
 def results_to_coco_json(results: Sequence[DetResult], img_ids: Sequence[int],
-                         cat_ids: Sequence[int]) -> list[dict]:
+                         cat_ids: Sequence[Optional[int]],
+                         class_names: Optional[Sequence[str]] = None) -> list[dict]:
     """Flatten per-image results into COCO result entries.
 
-    results[i] belongs to COCO image ``img_ids[i]``; label ``l`` maps to ``cat_ids[l]``.
+    results[i] belongs to COCO image ``img_ids[i]``; label ``l`` maps to ``cat_ids[l]`` (see
+    :func:`result_to_coco_json` for None entries and ``class_names``).
     Entries carry ``segmentation`` (RLE, str counts) when the result has masks.
     """
     if len(results) != len(img_ids):
         raise DataError(f"{len(results)} results but {len(img_ids)} image ids")
     entries: list[dict] = []
     for result, img_id in zip(results, img_ids):
-        entries.extend(result_to_coco_json(result, img_id, cat_ids))
+        entries.extend(result_to_coco_json(result, img_id, cat_ids, class_names=class_names))
     return entries
 
 

@@ -248,20 +248,24 @@ def resolve_zoo_checkpoint(name, dest_dir: Optional[Union[str, os.PathLike]] = N
             why = f"{entry.source} checkpoints need a converter that detzoo does not have yet"
         raise CheckpointError(f"model-zoo entry {entry.name} is {entry.status}, not loadable: {why}")
     path = fetch(entry, dest_dir, progress=progress)
-    if entry.source == "PaddleDetection":
-        path = _converted_paddle(path)
+    from detzoo.zoo.converters import ZOO_CONVERTERS
+
+    if entry.source in ZOO_CONVERTERS:  # PaddleDetection archives, torchvision state dicts
+        path = _converted(path, ZOO_CONVERTERS[entry.source][0])
     return entry.config_path, path
 
 
-def _converted_paddle(archive: Path) -> Path:
-    """The detzoo checkpoint converted from a downloaded Paddle archive, cached beside it as
-    ``<stem>.detzoo.pth`` (written atomically; re-converted when the archive is newer)."""
+def _converted(download: Path, source: str) -> Path:
+    """The detzoo checkpoint converted from a downloaded file of another framework (``source``:
+    a :func:`detzoo.zoo.converters.convert_file` source), cached beside it as ``<stem>.detzoo.pth``
+    (written atomically; re-converted when the download is newer)."""
     from detzoo.engine.checkpoint import atomic_torch_save
     from detzoo.zoo.converters import convert_file
+    from detzoo.zoo.index import file_stem
 
-    target = archive.with_name(archive.name.split(".")[0] + ".detzoo.pth")
-    if not target.is_file() or target.stat().st_mtime < archive.stat().st_mtime:
-        atomic_torch_save(convert_file(archive, "paddle"), target)
+    target = download.with_name(file_stem(download.name) + ".detzoo.pth")
+    if not target.is_file() or target.stat().st_mtime < download.stat().st_mtime:
+        atomic_torch_save(convert_file(download, source), target)
     return target
 
 

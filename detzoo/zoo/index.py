@@ -11,7 +11,8 @@ are added over time:
 * ``buildable`` -- its config is a file under ``configs/`` (a pretrained row: its backbone class
   exists), so the model builds with random weights;
 * ``loadable``  -- buildable, and its published checkpoint is in a format detzoo reads
-  (MMDetection / torchvision ``.pth``). PaddleDetection archives need a converter first.
+  (MMDetection ``.pth``), or one a converter reads (``detzoo.zoo.converters.ZOO_CONVERTERS``:
+  PaddleDetection archives, torchvision ``.pth``), converted on load.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from detzoo.errors import ConfigError
 
 METAFILE = "metafile.yml"
 STATUSES = ("planned", "buildable", "loadable")  # ordered: each implies the one before
-SOURCES = ("MMDetection", "PaddleDetection", "detzoo")
+SOURCES = ("MMDetection", "PaddleDetection", "torchvision", "detzoo")
 KINDS = ("detector", "pretrained")
 NUMBER = (int, float)
 
@@ -190,9 +191,6 @@ def read_metafile(path: Path) -> tuple[dict, list[dict]]:
     return {k: v for k, v in data.items() if k in ("method", "paper", "notes")}, rows
 
 
-PADDLE_ARCHIVE_SUFFIXES = (".tar", ".pdparams")
-
-
 def _backbone_exists(type_name: str) -> bool:
     from detzoo.models import backbones
 
@@ -212,10 +210,13 @@ def compute_status(row: Mapping[str, Any], root: Path) -> tuple[str, Optional[Pa
     path = root / config if config else None
     if path is None or not path.is_file():
         return "planned", None
-    # Paddle archives load through detzoo.zoo.converters: their configs are written to receive the
-    # converter's output (tests/zoo/test_paddle_*: every Paddle row with a config maps strictly)
-    paddle_archive = row["source"] == "PaddleDetection" and weights.endswith(PADDLE_ARCHIVE_SUFFIXES)
-    loadable = (torch_format and row["source"] in ("MMDetection", "detzoo")) or paddle_archive
+    # Paddle archives and torchvision state dicts load through detzoo.zoo.converters: their configs
+    # are written to receive the converter's output (tests/zoo/test_paddle_*, test_torchvision_*:
+    # every such row with a config maps strictly)
+    from detzoo.zoo.converters import ZOO_CONVERTERS
+
+    converted = ZOO_CONVERTERS.get(row["source"])
+    loadable = weights.endswith(converted[1]) if converted else torch_format
     return ("loadable" if loadable else "buildable"), path.resolve()
 
 
@@ -284,7 +285,7 @@ def filter_entries(entries: Iterable[ZooEntry], method: Optional[str] = None,
 
     method: case/punctuation-insensitive substring of the method or the folder ("fasterrcnn",
     "dcn", "voc"); min_ap: box AP at least this (rows without a box AP drop out); status: at
-    least this status (``exact_status``: exactly); source: MMDetection / PaddleDetection / detzoo.
+    least this status (``exact_status``: exactly); source: one of :data:`SOURCES`.
     """
     if status is not None and status not in STATUSES:
         raise ConfigError(f"unknown status '{status}'; one of {', '.join(STATUSES)}")

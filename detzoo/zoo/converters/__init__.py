@@ -34,6 +34,13 @@ from typing import Any
 from detzoo.errors import CheckpointError
 
 SOURCES = ("mmdet", "torchvision", "paddle")
+#: model-zoo ``source`` whose published files detzoo converts on load -> (the :func:`convert_file`
+#: source, the file-name endings it reads). Used for the index's ``loadable`` status and by
+#: :func:`detzoo.zoo.hub.resolve_zoo_checkpoint` (converted once, cached as ``<stem>.detzoo.pth``).
+ZOO_CONVERTERS = {
+    "PaddleDetection": ("paddle", (".tar", ".pdparams")),
+    "torchvision": ("torchvision", (".pth", ".pt")),
+}
 # Paddle mapping modules, asked in this order (a module not written yet is skipped)
 PADDLE_MODULES = ("detzoo.zoo.converters.paddle", "detzoo.zoo.converters.paddle_single_stage")
 
@@ -66,9 +73,6 @@ def _convert_paddle(src: str, arch: str | None, allow_pickle: bool) -> dict:
             arch = (by_shapes(params) if by_shapes else by_names(params.keys()) if by_names else None)
             if arch:
                 break
-        if arch == "rcnn_c4":
-            raise CheckpointError(f"{src}: a PaddleDetection C4 R-CNN (res5 RoI head, no FPN); "
-                                  "detzoo has no config for these rows yet (planned)")
         if not arch:
             raise CheckpointError(f"{src}: cannot tell the architecture from its {len(params)} "
                                   f"parameter names; pass --arch (one of {', '.join(sorted(modules))})")
@@ -123,4 +127,4 @@ def convert_file(src: str | os.PathLike, source: str, arch: str | None = None,
     return converted
 
 
-__all__ = ["SOURCES", "convert_file", "paddle_archs"]
+__all__ = ["SOURCES", "ZOO_CONVERTERS", "convert_file", "paddle_archs"]
