@@ -36,10 +36,15 @@ def assign_and_sample(assigner, sampler, proposals: List[torch.Tensor], gt_bboxe
 
 
 def mask_forward_train(roi_extractor: nn.Module, mask_head: nn.Module, feats: Sequence[torch.Tensor],
-                       samples: List[SamplingResult], gt_masks: list, mask_size: int) -> Dict[str, torch.Tensor]:
-    """The mask branch's loss on the positive RoIs of ``samples`` (MMDetection ``mask_loss``)."""
-    pos_rois = boxes_to_rois([s.pos_bboxes for s in samples])
-    mask_logits = mask_head(roi_extractor(feats, pos_rois))
+                       samples: List[SamplingResult], gt_masks: list, mask_size: int,
+                       mask_feats: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    """The mask branch's loss on the positive RoIs of ``samples`` (MMDetection ``mask_loss``).
+
+    ``mask_feats``: the positives' features already computed ([P, C, S, S], positives of every
+    image in order; C4 heads reuse the box branch's shared-head output), else pooled here."""
+    if mask_feats is None:
+        mask_feats = roi_extractor(feats, boxes_to_rois([s.pos_bboxes for s in samples]))
+    mask_logits = mask_head(mask_feats)
     targets = mask_head.get_targets(samples, gt_masks, mask_size)
     labels = torch.cat([s.pos_gt_labels for s in samples])
     return mask_head.loss(mask_logits, targets, labels)

@@ -32,6 +32,12 @@ Mapping (:data:`ARCHS`): Paddle's static-graph names, learnt from PaddleDetectio
   ``affine_channel`` (``_scale``/``_offset`` only) becomes a frozen BN with mean 0, var 1: with
   ``eps=0`` (our Paddle configs) it computes exactly ``x * scale + offset``. Real BN
   statistics (``_mean``/``_variance``) are kept when present.
+- C4 R-CNNs (``ResNet(feature_maps=4)`` + ``BBoxHead(head=ResNetC5)``, no FPN): ``res2..res4``
+  -> the backbone's ``layer1..3``; the ``res5`` blocks (``ResNetC5``, same names) -> the RoI
+  head's ``roi_head.shared_head.layer4``; RPN ``conv_rpn`` / ``rpn_cls_logits`` /
+  ``rpn_bbox_pred`` (``anchor_heads/rpn_head.py``) -> ``rpn_conv`` / ``rpn_cls`` / ``rpn_reg``;
+  ``cls_score`` / ``bbox_pred`` straight on the pooled res5 output; Mask R-CNN C4's mask head
+  has no ``mask_inter_feat`` convs (``conv5_mask`` deconv on the 2048-channel res5 output).
 - FPN: ``fpn_inner_res5_sum`` / ``fpn_inner_res{k}_sum_lateral`` -> ``lateral_convs.{k-k0}``,
   ``fpn_res{k}_sum`` -> ``fpn_convs.{k-k0}`` (k0 = lowest stage used), RetinaNet's ``fpn_6``,
   ``fpn_7`` -> the next ``fpn_convs``.
@@ -368,8 +374,26 @@ def _bn_name(conv: str) -> str:
     return "bn_conv1" if conv == "conv1" else "bn" + conv[3:]
 
 
-def map_resnet(m: _Mapper, prefix_key: str = "backbone", paddle_prefix: str = "") -> dict:
-    """ResNet / ResNeXt (b or vd) backbone; returns what was found (depth, vd, stage sizes)."""
+def _map_res_stage(m: _Mapper, stage: int, blocks: list[str], key: str, vd: bool, p: str = "") -> None:
+    """Paddle blocks of ResNet stage ``stage`` (2..5) -> ``{key}.{i}`` (an ``nn.Sequential`` of
+    Bottlenecks); vd stride-2 shortcuts start with a weight-free avg-pool at index 0."""
+    for index, block in enumerate(blocks):
+        block_key = f"{key}.{index}"
+        for branch, conv_idx in (("2a", 1), ("2b", 2), ("2c", 3)):
+            m.conv(f"{p}{block}_branch{branch}_weights", None, f"{block_key}.conv{conv_idx}")
+            m.norm(f"{p}{_bn_name(f'{block}_branch{branch}')}", f"{block_key}.bn{conv_idx}")
+        if m.has(f"{p}{block}_branch1_weights"):
+            first = 1 if vd and stage > 2 else 0
+            m.conv(f"{p}{block}_branch1_weights", None, f"{block_key}.downsample.{first}")
+            m.norm(f"{p}{_bn_name(f'{block}_branch1')}", f"{block_key}.downsample.{first + 1}")
+
+
+def map_resnet(m: _Mapper, prefix_key: str = "backbone", paddle_prefix: str = "",
+               stages: tuple = (2, 3, 4, 5)) -> dict:
+    """ResNet / ResNeXt (b or vd) backbone; returns what was found (depth, vd, stage sizes).
+
+    ``stages``: the Paddle stages that belong to the backbone (C4 R-CNNs: 2..4; their ``res5``
+    is the RoI head, :func:`map_res5_head`)."""
     p = paddle_prefix
     vd = m.has(f"{p}conv1_1_weights")
     if vd:
@@ -380,26 +404,36 @@ def map_resnet(m: _Mapper, prefix_key: str = "backbone", paddle_prefix: str = ""
         stem = f"{p}conv1_weights" if m.has(f"{p}conv1_weights") else f"{p}res_conv1_weights"
         m.conv(stem, None, f"{prefix_key}.conv1")
         m.norm(f"{p}bn_conv1", f"{prefix_key}.bn1")
-    stages = []
-    for stage in (2, 3, 4, 5):
+    found = []
+    for stage in stages:
         blocks = _block_names(m.params, stage, p)
         if not blocks:
             break
-        stages.append(len(blocks))
-        for index, block in enumerate(blocks):
-            key = f"{prefix_key}.layer{stage - 1}.{index}"
-            for branch, conv_idx in (("2a", 1), ("2b", 2), ("2c", 3)):
-                m.conv(f"{p}{block}_branch{branch}_weights", None, f"{key}.conv{conv_idx}")
-                m.norm(f"{p}{_bn_name(f'{block}_branch{branch}')}", f"{key}.bn{conv_idx}")
-            if m.has(f"{p}{block}_branch1_weights"):
-                # vd: stride-2 shortcuts start with an avg-pool (no weights) at index 0
-                first = 1 if vd and stage > 2 else 0
-                m.conv(f"{p}{block}_branch1_weights", None, f"{key}.downsample.{first}")
-                m.norm(f"{p}{_bn_name(f'{block}_branch1')}", f"{key}.downsample.{first + 1}")
+        found.append(len(blocks))
+        _map_res_stage(m, stage, blocks, f"{prefix_key}.layer{stage - 1}", vd, p)
+    stages = found
     if not stages:
         raise CheckpointError(f"{m.source}: no ResNet blocks ('res2a_branch2a_weights') found")
     depth = {(3, 4, 6, 3): 50, (3, 4, 23, 3): 101, (3, 8, 36, 3): 152}.get(tuple(stages))
     return dict(vd=vd, stage_blocks=tuple(stages), depth=depth)
+
+
+def map_res5_head(m: _Mapper, key: str = "roi_head.shared_head", vd: bool = False) -> int:
+    """C4 R-CNN: Paddle's ``ResNetC5`` RoI head (the ``res5a..`` blocks) -> ``{key}.layer4``
+    (detzoo's :class:`~detzoo.models.roi_heads.ResLayer`); ``vd``: its first shortcut starts with
+    an avg-pool (``ResNetC5`` of a vd model, ``variant: d``). Returns the block count."""
+    blocks = _block_names(m.params, 5, "")
+    if not blocks:
+        raise CheckpointError(f"{m.source}: no res5 RoI head ('res5a_branch2a_weights') found")
+    _map_res_stage(m, 5, blocks, f"{key}.layer4", vd)
+    return len(blocks)
+
+
+def map_rpn_c4(m: _Mapper, key: str = "rpn_head") -> None:
+    """The single-level RPN of a C4 R-CNN (``anchor_heads/rpn_head.py`` ``RPNHead``)."""
+    m.conv("conv_rpn_w", "conv_rpn_b", f"{key}.rpn_conv")
+    m.conv("rpn_cls_logits_w", "rpn_cls_logits_b", f"{key}.rpn_cls")
+    m.conv("rpn_bbox_pred_w", "rpn_bbox_pred_b", f"{key}.rpn_reg")
 
 
 def map_fpn(m: _Mapper, key: str = "neck") -> list[int]:
@@ -435,10 +469,13 @@ def _background_last(num: int) -> np.ndarray:
     return np.concatenate([np.arange(1, num), [0]])
 
 
-def map_bbox_head(m: _Mapper, key: str, suffix: str = "", class_agnostic: bool = False) -> None:
-    """TwoFCHead + classifier/regressor of one (Cascade: ``suffix`` ``_2``/``_3``) stage."""
-    m.fc(f"fc6{suffix}", f"{key}.shared_fcs.0")
-    m.fc(f"fc7{suffix}", f"{key}.shared_fcs.1")
+def map_bbox_head(m: _Mapper, key: str, suffix: str = "", class_agnostic: bool = False,
+                  two_fc: bool = True) -> None:
+    """TwoFCHead (``two_fc``; C4 heads have none) + classifier/regressor of one (Cascade:
+    ``suffix`` ``_2``/``_3``) stage."""
+    if two_fc:
+        m.fc(f"fc6{suffix}", f"{key}.shared_fcs.0")
+        m.fc(f"fc7{suffix}", f"{key}.shared_fcs.1")
     num = m.params[f"cls_score{suffix}_w"].shape[1] if m.has(f"cls_score{suffix}_w") else 0
     m.fc(f"cls_score{suffix}", f"{key}.fc_cls", rows=_background_last(num))
     width = m.params[f"bbox_pred{suffix}_w"].shape[1]
@@ -520,6 +557,25 @@ def convert_cascade_rcnn_fpn(params: Mapping[str, np.ndarray], source: str = "pa
     return _finish(m, "cascade_rcnn_fpn", backbone)
 
 
+def _convert_rcnn_c4(params: Mapping[str, np.ndarray], source: str, arch: str, with_mask: bool):
+    m = _Mapper(params, source)
+    backbone = map_resnet(m, stages=(2, 3, 4))
+    map_res5_head(m, vd=backbone["vd"])
+    map_rpn_c4(m)
+    map_bbox_head(m, "roi_head.bbox_head", two_fc=False)
+    if with_mask:
+        map_mask_head(m)
+    return _finish(m, arch, backbone)
+
+
+def convert_faster_rcnn_c4(params: Mapping[str, np.ndarray], source: str = "paddle archive"):
+    return _convert_rcnn_c4(params, source, "faster_rcnn_c4", with_mask=False)
+
+
+def convert_mask_rcnn_c4(params: Mapping[str, np.ndarray], source: str = "paddle archive"):
+    return _convert_rcnn_c4(params, source, "mask_rcnn_c4", with_mask=True)
+
+
 def convert_retinanet(params: Mapping[str, np.ndarray], source: str = "paddle archive"):
     m = _Mapper(params, source)
     backbone = map_resnet(m)
@@ -533,6 +589,8 @@ ARCHS: Dict[str, Callable[..., "OrderedDict[str, torch.Tensor]"]] = {
     "mask_rcnn_fpn": convert_mask_rcnn_fpn,
     "cascade_rcnn_fpn": convert_cascade_rcnn_fpn,
     "retinanet": convert_retinanet,
+    "faster_rcnn_c4": convert_faster_rcnn_c4,
+    "mask_rcnn_c4": convert_mask_rcnn_c4,
 }
 
 
@@ -550,8 +608,8 @@ def detect_arch(names: Iterable[str]) -> str | None:
             return "mask_rcnn_fpn"
         if "fc6_w" in names:
             return "faster_rcnn_fpn"
-    if "cls_score_w" in names and "fc6_w" not in names:
-        return "rcnn_c4"
+    if "cls_score_w" in names and "fc6_w" not in names and "res5a_branch2a_weights" in names:
+        return "mask_rcnn_c4" if "mask_fcn_logits_w" in names else "faster_rcnn_c4"
     return None
 
 
@@ -577,8 +635,11 @@ ARCH_CONFIGS = {
     "mask_rcnn_fpn": "mask_rcnn/mask_rcnn_r50_fpn_1x.py",
     "cascade_rcnn_fpn": "cascade_rcnn/cascade_rcnn_r50_fpn_1x.py",
     "retinanet": "retinanet/retinanet_r50_fpn_1x.py",
+    "faster_rcnn_c4": "faster_rcnn/faster_rcnn_r50_1x.py",
+    "mask_rcnn_c4": "mask_rcnn/mask_rcnn_r50_1x.py",
 }
 
 __all__ = ["read_paddle_params", "parse_lod_tensor", "ARCHS", "ARCH_CONFIGS", "detect_arch",
-           "describe_backbone", "map_resnet", "map_fpn", "map_rpn", "map_bbox_head",
+           "describe_backbone", "map_resnet", "map_res5_head", "map_fpn", "map_rpn", "map_rpn_c4",
+           "map_bbox_head",
            "map_mask_head", "map_retina_head"]

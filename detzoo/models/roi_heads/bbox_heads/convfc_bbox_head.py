@@ -29,7 +29,7 @@ class ConvFCBBoxHead(nn.Module):
                  fc_out_channels: int = 1024, roi_feat_size: int = 7, num_shared_convs: int = 0,
                  num_shared_fcs: int = 2, conv_out_channels: int = 256, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, reg_class_agnostic: bool = False,
-                 reg_decoded_bbox: bool = False):
+                 reg_decoded_bbox: bool = False, with_avg_pool: bool = False):
         super().__init__()
         self.num_classes = num_classes
         self.bbox_coder = build_if_needed(bbox_coder)
@@ -41,7 +41,10 @@ class ConvFCBBoxHead(nn.Module):
             ConvModule(in_channels if i == 0 else conv_out_channels, conv_out_channels, 3, padding=1,
                        conv_cfg=conv_cfg, norm_cfg=norm_cfg)
             for i in range(num_shared_convs))
-        last = (conv_out_channels if num_shared_convs > 0 else in_channels) * roi_feat_size * roi_feat_size
+        # with_avg_pool (C4 heads): global average pool before the fcs, so no spatial factor
+        self.with_avg_pool = with_avg_pool
+        spatial = 1 if with_avg_pool else roi_feat_size * roi_feat_size
+        last = (conv_out_channels if num_shared_convs > 0 else in_channels) * spatial
         self.shared_fcs = nn.ModuleList()
         for i in range(num_shared_fcs):
             self.shared_fcs.append(nn.Linear(last if i == 0 else fc_out_channels, fc_out_channels))
@@ -65,6 +68,9 @@ class ConvFCBBoxHead(nn.Module):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         for conv in self.shared_convs:
             x = conv(x)
+        if self.with_avg_pool:
+            # MMDetection pools with AvgPool2d(roi_feat_size) over roi_feat_size maps: the mean
+            x = x.mean(dim=(2, 3))
         x = x.flatten(1)
         for fc in self.shared_fcs:
             x = F.relu(fc(x), inplace=True)
@@ -182,3 +188,18 @@ class Shared4Conv1FCBBoxHead(ConvFCBBoxHead):
         kwargs.setdefault("num_shared_fcs", 1)
         super().__init__(num_classes, bbox_coder, loss_cls, loss_bbox, in_channels=in_channels,
                          fc_out_channels=fc_out_channels, roi_feat_size=roi_feat_size, **kwargs)
+
+
+class BBoxHead(ConvFCBBoxHead):
+    """MMDetection's plain ``BBoxHead``: no shared convs or fcs, ``fc_cls`` / ``fc_reg`` straight
+    on the (with ``with_avg_pool``, globally averaged) RoI features. The C4 R-CNNs use it on the
+    ``[K, 2048, 7, 7]`` output of the res5 shared head: ``BBoxHead(with_avg_pool=True,
+    roi_feat_size=7, in_channels=2048)`` -> ``fc_cls`` 2048 -> num_classes + 1, ``fc_reg``
+    2048 -> 4 * num_classes, with no ReLU in between."""
+
+    def __init__(self, num_classes: int, bbox_coder, loss_cls, loss_bbox, in_channels: int = 256,
+                 roi_feat_size: int = 7, with_avg_pool: bool = False, **kwargs):
+        kwargs.setdefault("num_shared_fcs", 0)
+        kwargs.setdefault("num_shared_convs", 0)
+        super().__init__(num_classes, bbox_coder, loss_cls, loss_bbox, in_channels=in_channels,
+                         roi_feat_size=roi_feat_size, with_avg_pool=with_avg_pool, **kwargs)
