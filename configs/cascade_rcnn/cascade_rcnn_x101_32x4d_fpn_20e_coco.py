@@ -1,9 +1,10 @@
 """Cascade R-CNN, ResNeXt-101 32x4d FPN, 20e schedule on COCO.
 
-ImageNet backbone in MMDetection: ``open-mmlab://resnext101_32x4d`` (not set here).
+ImageNet backbone in MMDetection: ``open-mmlab://resnext101_32x4d`` (``model.backbone.init_cfg``).
 """
 from detzoo.models.backbones import ResNeXt
 
 from .cascade_rcnn_r50_fpn_20e_coco import *  # noqa: F401,F403
 
 model["backbone"].update(type=ResNeXt, depth=101, groups=32, base_width=4)  # noqa: F405
+model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="open-mmlab://resnext101_32x4d")  # noqa: F405

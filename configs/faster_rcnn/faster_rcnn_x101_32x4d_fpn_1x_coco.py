@@ -1,11 +1,12 @@
 """Faster R-CNN, ResNeXt-101 32x4d FPN, 1x schedule on COCO (MMDetection box AP 41.2).
 
 MMDetection 2.x initialises the backbone from ``open-mmlab://resnext101_32x4d`` (ImageNet,
-pytorch-style normalisation, the dataset default); like the other configs here, no backbone
-checkpoint is set: give one with ``model.backbone.init_cfg``.
+pytorch-style normalisation, the dataset default); so does
+``model.backbone.init_cfg`` here.
 """
 from detzoo.models.backbones import ResNeXt
 
 from .faster_rcnn_r50_fpn_1x_coco import *  # noqa: F401,F403
 
 model["backbone"].update(type=ResNeXt, depth=101, groups=32, base_width=4)  # noqa: F405
+model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="open-mmlab://resnext101_32x4d")  # noqa: F405

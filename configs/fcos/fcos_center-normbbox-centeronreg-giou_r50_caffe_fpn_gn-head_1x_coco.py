@@ -22,6 +22,7 @@ model["bbox_head"].update(norm_on_bbox=True, centerness_on_reg=True, dcn_on_last
                           center_sampling=True, center_sample_radius=1.5, conv_bias=True,
                           loss_bbox=dict(type=GIoULoss, loss_weight=1.0))
 model["test_cfg"]["nms"]["iou_threshold"] = 0.6
+model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="open-mmlab://detectron2/resnet50_caffe")
 
 # Detectron2 caffe weights (detzoo.data.norm_presets "caffe")
 img_norm_cfg = dict(mean=[103.53, 116.28, 123.675], std=[1.0, 1.0, 1.0], to_rgb=False)

@@ -3,9 +3,8 @@
 MMDetection 2.x configs/fcos/fcos_r50_caffe_fpn_gn-head_1x_coco.py (model: see
 _base_/models/fcos_r50_caffe_fpn_gn_head.py). Input: BGR with the Detectron1 caffe means and
 std 1, as the backbone was trained. The optimizer doubles the biases' lr and exempts them from
-weight decay, clips gradients at 35 and warms up at a constant third of the lr. No backbone
-checkpoint is set (mmdet starts from open-mmlab://detectron/resnet50_caffe): give one with
-``model.backbone.init_cfg``.
+weight decay, clips gradients at 35 and warms up at a constant third of the lr. The backbone
+starts from open-mmlab://detectron/resnet50_caffe, as in mmdet (``model.backbone.init_cfg``).
 """
 import torch
 

@@ -22,7 +22,8 @@ from .._base_.schedules.schedule_1x import *  # noqa: F401,F403
 model = dict(
     type=GFL,
     backbone=dict(type=ResNet, depth=50, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=1,
-                  norm_cfg=dict(type="BN", requires_grad=True), norm_eval=True, style="pytorch"),
+                  norm_cfg=dict(type="BN", requires_grad=True), norm_eval=True, style="pytorch",
+                  init_cfg=dict(type="Pretrained", checkpoint="torchvision://resnet50")),
     neck=dict(type=FPN, in_channels=[256, 512, 1024, 2048], out_channels=256, start_level=1,
               add_extra_convs="on_output", num_outs=5),
     bbox_head=dict(

@@ -3,7 +3,7 @@
 MMDetection has no Faster R-CNN GN-all config nor weights: this is its
 configs/gn/mask_rcnn_r50_fpn_gn-all_2x_coco.py without the mask head. Like that config it
 expects the Detectron GN backbone ``open-mmlab://detectron/resnet50_gn`` (caffe-trained, so BGR
-input with std 1; not set here) and keeps the pytorch-style stride placement.
+input with std 1; ``model.backbone.init_cfg``) and keeps the pytorch-style stride placement.
 Needs ``Shared4Conv1FCBBoxHead`` in detzoo.models.roi_heads.
 """
 from detzoo.data.transforms import Normalize
@@ -13,6 +13,7 @@ from ..faster_rcnn.faster_rcnn_r50_fpn_2x_coco import *  # noqa: F401,F403
 
 norm_cfg = dict(type="GN", num_groups=32, requires_grad=True)
 model["backbone"].update(norm_cfg=norm_cfg)  # noqa: F405
+model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="open-mmlab://detectron/resnet50_gn")  # noqa: F405
 model["neck"].update(norm_cfg=norm_cfg)  # noqa: F405
 model["roi_head"]["bbox_head"].update(  # noqa: F405
     type=Shared4Conv1FCBBoxHead, conv_out_channels=256, norm_cfg=norm_cfg)

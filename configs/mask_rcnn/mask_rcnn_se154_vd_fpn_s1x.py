@@ -17,6 +17,7 @@ from ..faster_rcnn._base_.paddle_fpn import paddle_norm_cfg, to_paddle
 to_paddle(model, data, depth=50, with_mask=True)  # noqa: F405
 model["backbone"] = dict(type=SENet, depth=152, groups=64, base_width=4, out_indices=(0, 1, 2, 3),
                          frozen_stages=1, norm_cfg=dict(paddle_norm_cfg), norm_eval=True)
+model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="SENet154_vd_pretrained")
 optimizer["lr"] = 0.01  # noqa: F405
 lr_config = dict(policy="step", warmup="linear", warmup_iters=1000, warmup_ratio=0.1, step=[14, 16])
 runner = dict(type="EpochBasedRunner", max_epochs=18)

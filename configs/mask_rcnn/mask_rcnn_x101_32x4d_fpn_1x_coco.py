@@ -1,10 +1,10 @@
 """Mask R-CNN, ResNeXt-101 32x4d FPN, 1x schedule on COCO (MMDetection box AP 41.9, mask AP 37.5).
 
-ImageNet backbone in MMDetection: ``open-mmlab://resnext101_32x4d`` (not set here; give one with
-``model.backbone.init_cfg``).
+ImageNet backbone in MMDetection: ``open-mmlab://resnext101_32x4d`` (``model.backbone.init_cfg``).
 """
 from detzoo.models.backbones import ResNeXt
 
 from .mask_rcnn_r50_fpn_1x_coco import *  # noqa: F401,F403
 
 model["backbone"].update(type=ResNeXt, depth=101, groups=32, base_width=4)  # noqa: F405
+model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="open-mmlab://resnext101_32x4d")  # noqa: F405

@@ -1,10 +1,10 @@
 """Mask R-CNN, ResNeXt-101 64x4d FPN, 1x schedule on COCO (MMDetection box AP 42.8, mask AP 38.4).
 
-ImageNet backbone in MMDetection: ``open-mmlab://resnext101_64x4d`` (not set here; give one with
-``model.backbone.init_cfg``).
+ImageNet backbone in MMDetection: ``open-mmlab://resnext101_64x4d`` (``model.backbone.init_cfg``).
 """
 from detzoo.models.backbones import ResNeXt
 
 from .mask_rcnn_r50_fpn_1x_coco import *  # noqa: F401,F403
 
 model["backbone"].update(type=ResNeXt, depth=101, groups=64, base_width=4)  # noqa: F405
+model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="open-mmlab://resnext101_64x4d")  # noqa: F405

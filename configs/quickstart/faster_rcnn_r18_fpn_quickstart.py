@@ -26,6 +26,7 @@ from .._base_.models.faster_rcnn_r50_fpn import model
 channels = 48
 
 model["backbone"].update(depth=18, stem_channels=32, base_channels=32, frozen_stages=-1, norm_eval=False)
+model["backbone"]["init_cfg"] = None  # trained from scratch: no ImageNet weights for this narrow ResNet-18
 model["neck"].update(in_channels=[32, 64, 128, 256], out_channels=channels)
 model["rpn_head"].update(in_channels=channels, feat_channels=channels)
 model["rpn_head"]["anchor_generator"]["scales"] = [4]

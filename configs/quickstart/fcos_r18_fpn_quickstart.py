@@ -30,6 +30,7 @@ channels = 48
 
 model["backbone"].update(depth=18, stem_channels=32, base_channels=32, frozen_stages=-1,
                          norm_cfg=dict(type="BN", requires_grad=True), norm_eval=False, style="pytorch")
+model["backbone"]["init_cfg"] = None  # trained from scratch: no ImageNet weights for this narrow ResNet-18
 model["neck"].update(in_channels=[32, 64, 128, 256], out_channels=channels)
 model["bbox_head"].update(
     num_classes=len(classes), in_channels=channels, feat_channels=channels,

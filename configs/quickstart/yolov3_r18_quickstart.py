@@ -27,7 +27,8 @@ from ..yolo._base_.yolov3_d53 import model
 
 
 model["backbone"] = dict(type=ResNet, depth=18, stem_channels=32, base_channels=32, out_indices=(1, 2, 3),
-                         frozen_stages=-1, norm_eval=False, style="pytorch")
+                         frozen_stages=-1, norm_eval=False, style="pytorch",
+                         init_cfg=None)  # trained from scratch: no ImageNet weights for this narrow ResNet-18
 model["neck"].update(in_channels=[256, 128, 64], out_channels=[128, 64, 32])
 _sizes = [10 * 2 ** (i / 2) for i in range(9)]  # 10, 14.1, 20, ..., 160
 model["bbox_head"].update(

@@ -5,6 +5,7 @@ from detzoo.data.transforms import Normalize
 from .retinanet_r50_fpn_1x_coco import *  # noqa: F401,F403
 
 model["backbone"].update(norm_cfg=dict(type="BN", requires_grad=False), norm_eval=True, style="caffe")  # noqa: F405
+model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="open-mmlab://detectron2/resnet50_caffe")  # noqa: F405
 # caffe weights expect BGR, mean-subtracted, unscaled input (detzoo.data.norm_presets "caffe")
 img_norm_cfg = dict(mean=[103.53, 116.28, 123.675], std=[1.0, 1.0, 1.0], to_rgb=False)
 for step in train_pipeline + test_pipeline[1]["transforms"]:  # noqa: F405

@@ -44,7 +44,8 @@ model = dict(
     type=SSD,
     backbone=dict(type=MobileNetV1, scale=1.0, with_extra_blocks=True,
                   extra_block_filters=((256, 512), (128, 256), (128, 256), (64, 128)),
-                  out_indices=(11, 13, 14, 15, 16, 17), norm_eval=False),
+                  out_indices=(11, 13, 14, 15, 16, 17), norm_eval=False,
+                  init_cfg=dict(type="Pretrained", checkpoint="ssd_mobilenet_v1_coco_pretrained")),  # Paddle's COCO SSD (backbone part)
     neck=None,
     bbox_head=dict(
         type=SSDHead,

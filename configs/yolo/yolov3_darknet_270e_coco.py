@@ -15,6 +15,7 @@ from ._base_.paddle_yolov3 import *  # noqa: F401,F403
 from ._base_.yolov3_d53 import model
 
 model["backbone"]["norm_eval"] = False
+model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="DarkNet53_pretrained")
 
 dataset_type = CocoDataset
 data_root = "data/coco/"

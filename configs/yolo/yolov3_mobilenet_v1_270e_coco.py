@@ -6,8 +6,8 @@ PaddleDetection and what does not. The 416 / 320 rows:
 
 MobileNet-V1 (width 1.0, Paddle's layout: detzoo.models.backbones.mobilenet_v1) gives 256 / 512
 / 1024 channels at strides 8 / 16 / 32: blocks conv3_2, conv4_2 and conv6 (Paddle's
-feature_maps [4, 6, 13]); its batch norms train. Backbone weights: none set here
-(``model.backbone.init_cfg``).
+feature_maps [4, 6, 13]); its batch norms train. Backbone weights: Paddle's
+``MobileNetV1_pretrained`` (``model.backbone.init_cfg``).
 """
 from detzoo.data import CocoDataset
 from detzoo.data.transforms import MultiImageMixDataset
@@ -18,6 +18,7 @@ from ._base_.paddle_yolov3 import *  # noqa: F401,F403
 from ._base_.yolov3_d53 import model
 
 model["backbone"] = dict(type=MobileNetV1, scale=1.0, out_indices=(4, 6, 13), norm_eval=False)
+model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="MobileNetV1_pretrained")
 model["neck"]["in_channels"] = [1024, 512, 256]
 
 dataset_type = CocoDataset

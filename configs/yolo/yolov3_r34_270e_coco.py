@@ -6,8 +6,8 @@ not. The 416 / 320 rows: ``--cfg-options "data.test.pipeline.1.img_scale=(416,41
 ResNet-34 (BasicBlock) gives 128 / 256 / 512 channels at strides 8 / 16 / 32 (our out_indices
 1, 2, 3 = Paddle's feature_maps [3, 4, 5]); its batch norms train (Paddle: freeze_at 0,
 freeze_norm False). Like Paddle's, the first block's shortcut is a 1x1 projection
-(``res2a_branch1``: ``first_block_projection``). Backbone weights: ImageNet ResNet-34 in Paddle's release; none is set here
-(``model.backbone.init_cfg``).
+(``res2a_branch1``: ``first_block_projection``). Backbone weights: ImageNet ResNet-34 in Paddle's release; Paddle's
+``ResNet34_pretrained`` (``model.backbone.init_cfg``).
 """
 from detzoo.data import CocoDataset
 from detzoo.data.transforms import MultiImageMixDataset
@@ -20,6 +20,7 @@ from ._base_.yolov3_d53 import model
 model["backbone"] = dict(type=ResNet, depth=34, num_stages=4, out_indices=(1, 2, 3), frozen_stages=-1,
                          norm_cfg=dict(type="BN", requires_grad=True), norm_eval=False, style="pytorch",
                          first_block_projection=True)
+model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="ResNet34_pretrained")
 model["neck"]["in_channels"] = [512, 256, 128]
 
 dataset_type = CocoDataset

@@ -19,6 +19,25 @@ def build_datasets(cfg, with_val: bool = True):
     return train, val
 
 
+def load_init_checkpoints(model, rank: int = 0, distributed: bool = False) -> list:
+    """The ``Pretrained`` ``init_cfg`` checkpoints of ``model`` (ImageNet backbones), loaded as
+    MMDetection's train script does with ``model.init_weights()`` (without re-randomising:
+    :func:`detzoo.models.backbones.pretrained.load_pretrained_weights`). Logged by rank 0.
+    Distributed: rank 0 downloads into the shared cache first, the other ranks then read it."""
+    import torch.distributed as dist
+
+    from detzoo.models.backbones.pretrained import load_pretrained_weights
+
+    wait = distributed and dist.is_available() and dist.is_initialized()
+    if wait and rank != 0:
+        dist.barrier()
+    try:
+        return load_pretrained_weights(model, log=print if rank == 0 else None, progress=rank == 0)
+    finally:
+        if wait and rank == 0:
+            dist.barrier()  # also on failure, so the other ranks stop on the same error
+
+
 def train_from_config(cfg, work_dir: str, resume_from: Optional[str] = None, load_from: Optional[str] = None,
                       validate: bool = True, seed: Optional[int] = None, device: str = "cpu",
                       deterministic: bool = False, allow_pickle: bool = False, distributed: bool = False,
@@ -29,6 +48,9 @@ def train_from_config(cfg, work_dir: str, resume_from: Optional[str] = None, loa
     gloo on CPU, NCCL on CUDA); only rank 0 writes the config, logs and checkpoints, and the
     evaluation after an epoch runs sharded over all processes (results gathered on rank 0).
     ``amp``: mixed precision (None: the config's ``amp`` / ``fp16`` keys; see detzoo.engine.amp).
+    Unless resuming, the built model's ``Pretrained`` ``init_cfg`` checkpoints (the zoo configs'
+    ImageNet backbones) are loaded first (:func:`load_init_checkpoints`); ``load_from`` weights
+    are applied after them, as in MMDetection.
     """
     from detzoo.apis.test import evaluate_detector
     from detzoo.engine.dist import init_dist
@@ -46,6 +68,13 @@ def train_from_config(cfg, work_dir: str, resume_from: Optional[str] = None, loa
         cfg.dump(osp.join(work_dir, f"{stem}.py"))
     train_set, val_set = build_datasets(cfg, with_val=validate)
     model = build_detector(cfg["model"], class_names=train_set.CLASSES)
+    resume = resume_from or cfg.get("resume_from")
+    if resume == "auto":
+        from detzoo.engine.checkpoint import latest_checkpoint
+
+        resume = latest_checkpoint(work_dir)
+    if not resume:  # a resumed run restores every weight from its checkpoint instead
+        load_init_checkpoints(model, rank, distributed)
     metric = (cfg.get("evaluation") or {}).get("metric", "bbox")
 
     def evaluate_fn(model_, dataset):

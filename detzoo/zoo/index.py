@@ -205,7 +205,9 @@ def compute_status(row: Mapping[str, Any], root: Path) -> tuple[str, Optional[Pa
         cfg = row.get("backbone_cfg")
         if not cfg or not _backbone_exists(cfg["type"]):
             return "planned", None
-        return ("loadable" if torch_format else "buildable"), None
+        # Paddle ImageNet archives load through the converter (detzoo/models/backbones/pretrained.py)
+        paddle_archive = row["source"] == "PaddleDetection" and weights.endswith((".tar", ".pdparams"))
+        return ("loadable" if torch_format or paddle_archive else "buildable"), None
     config = row.get("config")
     path = root / config if config else None
     if path is None or not path.is_file():

@@ -31,6 +31,7 @@ model = dict(
         norm_cfg=dict(norm_cfg),
         norm_eval=True,
         style="caffe",
+        init_cfg=dict(type="Pretrained", checkpoint="open-mmlab://detectron2/resnet50_caffe"),
     ),
     neck=None,
     rpn_head=dict(
@@ -45,7 +46,8 @@ model = dict(
     roi_head=dict(
         type=StandardRoIHead,
         shared_head=dict(type=ResLayer, depth=50, stage=3, stride=2, dilation=1, style="caffe",
-                         norm_cfg=dict(norm_cfg), norm_eval=True),
+                         norm_cfg=dict(norm_cfg), norm_eval=True,
+                         init_cfg=dict(type="Pretrained", checkpoint="open-mmlab://detectron2/resnet50_caffe")),  # its res5 from ImageNet too
         bbox_roi_extractor=dict(
             type=SingleRoIExtractor,
             roi_layer=dict(type=RoIAlign, output_size=14, sampling_ratio=0, aligned=True),

@@ -17,7 +17,8 @@ from detzoo.models.necks import FPN
 model = dict(
     type=FCOS,
     backbone=dict(type=ResNet, depth=50, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=1,
-                  norm_cfg=dict(type="BN", requires_grad=False), norm_eval=True, style="caffe"),
+                  norm_cfg=dict(type="BN", requires_grad=False), norm_eval=True, style="caffe",
+                  init_cfg=dict(type="Pretrained", checkpoint="open-mmlab://detectron/resnet50_caffe")),
     neck=dict(type=FPN, in_channels=[256, 512, 1024, 2048], out_channels=256, start_level=1,
               add_extra_convs="on_output", num_outs=5, relu_before_extra_convs=True),
     bbox_head=dict(

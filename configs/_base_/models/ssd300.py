@@ -15,7 +15,7 @@ input_size = 300
 model = dict(
     type=SSD,
     backbone=dict(type=SSDVGG, depth=16, with_last_pool=False, ceil_mode=True, out_indices=(3, 4),
-                  out_feature_indices=(22, 34)),
+                  out_feature_indices=(22, 34), init_cfg=dict(type="Pretrained", checkpoint="open-mmlab://vgg16_caffe")),
     neck=dict(type=SSDNeck, in_channels=(512, 1024), out_channels=(512, 1024, 512, 256, 256, 256),
               level_strides=(2, 2, 1, 1), level_paddings=(1, 1, 0, 0), l2_norm_scale=20),
     bbox_head=dict(

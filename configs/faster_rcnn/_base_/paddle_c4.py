@@ -37,7 +37,8 @@ def to_paddle_c4(model, data, depth=50, vd=False, with_mask=False):
     model["backbone"] = backbone
     roi_head = model["roi_head"]
     roi_head["shared_head"] = dict(type=ResLayer, depth=depth, stage=3, stride=2, dilation=1, style="pytorch",
-                                   avg_down=vd, norm_cfg=copy.deepcopy(paddle_norm_cfg), norm_eval=True)
+                                   avg_down=vd, norm_cfg=copy.deepcopy(paddle_norm_cfg), norm_eval=True,
+                                   init_cfg=dict(backbone["init_cfg"]))  # res5 of the same archive
     roi_head["bbox_roi_extractor"]["roi_layer"].update(output_size=14, sampling_ratio=0, aligned=False)
     train, test = paddle_pipelines(with_mask)
     data["train"]["pipeline"] = train

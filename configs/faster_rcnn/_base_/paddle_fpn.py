@@ -42,7 +42,18 @@ def paddle_backbone(depth=50, vd=False, groups=None, out_indices=(0, 1, 2, 3)):
                     deep_stem=vd, avg_down=vd)
     if groups:
         backbone.update(type=ResNeXt, groups=groups, base_width=4)
+    backbone["init_cfg"] = dict(type="Pretrained", checkpoint=paddle_imagenet_weights(depth, vd, groups))
     return backbone
+
+
+def paddle_imagenet_weights(depth=50, vd=False, groups=None):
+    """The ImageNet archive (its zoo name: the file stem) that PaddleDetection's static configs give
+    as ``pretrain_weights`` for this backbone (ResNet-50 'b': the cosine-schedule one)."""
+    if groups:
+        return f"ResNeXt{depth}_vd_{groups}x4d_pretrained" if vd else f"ResNeXt{depth}_{groups}x4d_pretrained"
+    if vd:
+        return f"ResNet{depth}_vd_pretrained"
+    return "ResNet50_cos_pretrained" if depth == 50 else f"ResNet{depth}_pretrained"
 
 
 def _paddle_roi_align(node):

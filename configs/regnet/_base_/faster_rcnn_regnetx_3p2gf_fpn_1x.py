@@ -4,7 +4,7 @@
 As mmdet configs/regnet/faster_rcnn_regnetx-3.2GF_fpn_1x_coco.py: the backbone dict is
 replaced (mmdet ``_delete_=True``), the FPN takes the RegNet widths, inputs get the pycls
 normalisation (BGR, detzoo.data.norm_presets "pycls") and weight decay is 5e-5. MMDetection
-initialises the backbone from ``open-mmlab://regnetx_3.2gf`` (not set here).
+initialises the backbone from ``open-mmlab://regnetx_3.2gf`` (``model.backbone.init_cfg``).
 """
 from detzoo.data.transforms import Normalize
 from detzoo.models.backbones import RegNet
@@ -19,6 +19,7 @@ model["backbone"] = dict(  # noqa: F405
     norm_cfg=dict(type="BN", requires_grad=True),
     norm_eval=True,
     style="pytorch",
+    init_cfg=dict(type="Pretrained", checkpoint="open-mmlab://regnetx_3.2gf"),
 )
 model["neck"]["in_channels"] = [96, 192, 432, 1008]  # noqa: F405
 # the mean and std pycls used when training the RegNets

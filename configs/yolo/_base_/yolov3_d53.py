@@ -2,8 +2,8 @@
 (model part; mmdet 3.3 records the same values in yolov3_d53_8xb8-ms-608-273e_coco).
 
 Losses are summed, not averaged (reduction 'sum'), with weights 1 (classes, objectness) and 2
-(xy, wh). Backbone weights: MMDetection starts from ``open-mmlab://darknet53``; none is set here,
-give one with ``model.backbone.init_cfg=dict(type="Pretrained", checkpoint=path)``.
+(xy, wh). Backbone weights: MMDetection starts from ``open-mmlab://darknet53``, set
+as ``model.backbone.init_cfg``.
 """
 from detzoo.models.backbones.darknet import Darknet
 from detzoo.models.dense_heads.yolo_head import YOLOV3Head
@@ -15,7 +15,8 @@ from detzoo.models.task_modules import GridAssigner, YOLOAnchorGenerator, YOLOBB
 
 model = dict(
     type=YOLOV3,
-    backbone=dict(type=Darknet, depth=53, out_indices=(3, 4, 5)),
+    backbone=dict(type=Darknet, depth=53, out_indices=(3, 4, 5),
+                  init_cfg=dict(type="Pretrained", checkpoint="open-mmlab://darknet53")),
     neck=dict(type=YOLOV3Neck, num_scales=3, in_channels=[1024, 512, 256], out_channels=[512, 256, 128]),
     bbox_head=dict(
         type=YOLOV3Head,

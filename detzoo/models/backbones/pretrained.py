@@ -14,12 +14,16 @@ Names are resolved with :func:`detzoo.zoo.index.find_entries`, downloaded once i
 file already in the cache is used offline. PaddlePaddle archives (``.tar`` / ``.pdparams``, e.g.
 ``SENet154_vd_pretrained``) are read with :mod:`detzoo.zoo.converters.paddle` and renamed by the
 backbone's Paddle mapping (:data:`detzoo.zoo.converters.paddle_single_stage.BACKBONE_MAPPERS`).
+
+Training (:func:`load_pretrained_weights`, called by ``detzoo.apis.train.train_from_config``)
+loads every submodule's ``Pretrained`` ``init_cfg`` once the model is built, as MMDetection's
+train script does with ``model.init_weights()``; nothing else is re-initialised.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import torch
 import torch.nn as nn
@@ -106,6 +110,11 @@ def _read_paddle(path: Path, module: nn.Module) -> Mapping[str, torch.Tensor]:
         mappings.map_resnet_basic(m, "", depth=module.depth)
     elif kind in mappings.BACKBONE_MAPPERS and kind != "ResNet":
         mappings.BACKBONE_MAPPERS[kind](m)
+    elif kind == "ResLayer":
+        # a C4 R-CNN's shared RoI head: the archive's res5 blocks (Paddle's ResNetC5 reads them
+        # from the ImageNet weights too); a vd archive (deep stem conv1_1) has vd shortcuts there
+        paddle_io.map_res5_head(m, key="head", vd=m.has("conv1_1_weights"))
+        m.out = type(m.out)((k[len("head."):], v) for k, v in m.out.items())
     elif kind in ("ResNet", "ResNeXt"):
         paddle_io.map_resnet(m, prefix_key="backbone")
         m.out = type(m.out)((k[len("backbone."):], v) for k, v in m.out.items())
@@ -142,3 +151,46 @@ def load_backbone_weights(module: nn.Module, path: str, prefix: Optional[str] = 
             raise CheckpointError(f"{file}: {key} has shape {tuple(value.shape)}, the backbone "
                                   f"expects {tuple(own[key].shape)}")
     module.load_state_dict(matched, strict=False)
+
+
+def pretrained_init_cfgs(model: nn.Module) -> list[tuple[str, nn.Module, Mapping]]:
+    """``(qualified name, module, init_cfg)`` of every submodule (the model itself included, as
+    ``""``) whose ``init_cfg`` is ``dict(type="Pretrained", ...)``, in ``named_modules`` order."""
+    found = []
+    for name, module in model.named_modules():
+        cfg = getattr(module, "init_cfg", None)
+        if isinstance(cfg, Mapping) and cfg.get("type") == "Pretrained":
+            if not cfg.get("checkpoint"):
+                raise ConfigError(f"{name or type(model).__name__}: init_cfg={dict(cfg)!r} names no "
+                                  "checkpoint (dict(type='Pretrained', checkpoint=path | zoo name | URL))")
+            found.append((name, module, cfg))
+    return found
+
+
+def load_pretrained_weights(model: nn.Module, log: Optional[Callable[[str], None]] = print,
+                            progress: bool = True) -> list[tuple[str, str]]:
+    """Load the checkpoint of every ``Pretrained`` ``init_cfg`` in ``model`` (backbones, C4 shared
+    RoI heads) into its module: what MMDetection's ``model.init_weights()`` does before training,
+    minus the random re-initialisation (modules keep the init they got when built, so a seeded
+    run without any ``init_cfg`` stays bit-identical, and no random numbers are drawn here).
+
+    Returns ``[(module name, local file), ...]`` in model order, and logs one line per module
+    through ``log`` (None: silent). Raises :class:`CheckpointError` on the first checkpoint that
+    cannot be found, downloaded or loaded, naming the module, what to do offline, and how to
+    train that module from scratch instead (``--cfg-options <module>.init_cfg=None``).
+    """
+    loaded = []
+    for name, module, cfg in pretrained_init_cfgs(model):
+        where = name or type(model).__name__
+        checkpoint = os.fspath(cfg["checkpoint"])
+        try:
+            file = resolve_pretrained(checkpoint, progress=progress)
+            load_backbone_weights(module, str(file), cfg.get("prefix"))
+        except CheckpointError as exc:
+            raise CheckpointError(f"{where}: {exc}. To train it from scratch instead: "
+                                  f"--cfg-options model.{where}.init_cfg=None") from None
+        loaded.append((where, str(file)))
+        if log is not None:
+            shown = checkpoint if checkpoint == str(file) else f"{checkpoint} ({file})"
+            log(f"{where}: initialised from {shown}")
+    return loaded
