@@ -14,7 +14,7 @@ from torch import nn
 from detzoo.errors import ConfigError
 from detzoo.models.layers import ConvModule
 from .freezing import FrozenStagesMixin
-from .pretrained import load_backbone_weights
+from .pretrained import PretrainedInitMixin
 from .resnet import pretrained_init_cfg
 
 __all__ = ["Darknet", "DarknetResBlock"]
@@ -39,7 +39,7 @@ class DarknetResBlock(nn.Module):
         return x + self.conv2(self.conv1(x))
 
 
-class Darknet(FrozenStagesMixin, nn.Module):
+class Darknet(PretrainedInitMixin, FrozenStagesMixin, nn.Module):
     """Darknet-53 feature extractor.
 
     ``forward(x [N, 3, H, W])`` returns the outputs of the stages in ``out_indices``, where stage
@@ -97,16 +97,11 @@ class Darknet(FrozenStagesMixin, nn.Module):
     def _frozen_modules(self) -> list:
         return [getattr(self, name) for name in self.cr_blocks[:max(self.frozen_stages, 0)]]
 
-    def init_weights(self) -> None:
-        """ConvModule's random init (Kaiming for LeakyReLU, BN weight 1), then the
-        ``Pretrained`` checkpoint of ``init_cfg`` if there is one (non-strict, shapes checked)."""
-        with torch.no_grad():
-            for m in self.modules():
-                if isinstance(m, ConvModule):
-                    m.init_weights()
-        if self.init_cfg is not None:
-            # the loader only relies on state_dict/load_state_dict and the depth in messages
-            load_backbone_weights(self, self.init_cfg["checkpoint"], self.init_cfg.get("prefix"))
+    def _init_random(self) -> None:
+        # ConvModule's own init: Kaiming for LeakyReLU, BN weight 1
+        for m in self.modules():
+            if isinstance(m, ConvModule):
+                m.init_weights()
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         outs = []

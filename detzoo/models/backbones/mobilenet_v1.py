@@ -36,7 +36,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from detzoo.errors import ConfigError
 from .freezing import FrozenStagesMixin
-from .pretrained import load_backbone_weights
+from .pretrained import PretrainedInitMixin
 from .resnet import pretrained_init_cfg
 
 __all__ = ["ConvBN", "DepthwiseSeparable", "MobileNetV1", "paddle_static_name"]
@@ -99,7 +99,7 @@ def paddle_static_name(key: str) -> str:
     return f"{base}_bn_{suffix[param]}"
 
 
-class MobileNetV1(FrozenStagesMixin, nn.Module):
+class MobileNetV1(PretrainedInitMixin, FrozenStagesMixin, nn.Module):
     """``forward(x: [N, 3, H, W])`` -> tuple of maps (see the module docstring for which).
 
     Args:
@@ -164,12 +164,6 @@ class MobileNetV1(FrozenStagesMixin, nn.Module):
             elif isinstance(m, _BatchNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-
-    def init_weights(self) -> None:
-        with torch.no_grad():
-            self._init_random()
-        if self.init_cfg is not None:
-            load_backbone_weights(self, self.init_cfg["checkpoint"], self.init_cfg.get("prefix"))
 
     def _frozen_modules(self):
         if self.frozen_stages < 0:

@@ -167,6 +167,26 @@ def pretrained_init_cfgs(model: nn.Module) -> list[tuple[str, nn.Module, Mapping
     return found
 
 
+class PretrainedInitMixin:
+    """``init_weights()`` as MMDetection's: the module's own random init (its ``_init_random``),
+    then the checkpoint of its ``init_cfg`` (None or ``dict(type="Pretrained", checkpoint=...,
+    prefix=...)``). Checkpoint keys absent from the module (torchvision's ``fc.*``) are ignored,
+    as mmcv's non-strict loading does; a shape mismatch or no matching key at all raises
+    :class:`CheckpointError`. Training calls :func:`load_pretrained_weights` instead, which loads
+    the same checkpoints without drawing random numbers again."""
+
+    init_cfg: Optional[dict]
+
+    def _init_random(self) -> None:
+        raise NotImplementedError
+
+    def init_weights(self) -> None:
+        with torch.no_grad():
+            self._init_random()
+        if self.init_cfg is not None:
+            load_backbone_weights(self, self.init_cfg["checkpoint"], self.init_cfg.get("prefix"))
+
+
 def load_pretrained_weights(model: nn.Module, log: Optional[Callable[[str], None]] = print,
                             progress: bool = True) -> list[tuple[str, str]]:
     """Load the checkpoint of every ``Pretrained`` ``init_cfg`` in ``model`` (backbones, C4 shared

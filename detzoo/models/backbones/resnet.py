@@ -17,10 +17,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from detzoo.errors import ConfigError
 from detzoo.models.layers.conv_module import build_conv_layer
+from detzoo.models.layers.init import kaiming_init_convs_and_norms
 from detzoo.models.layers.norm import build_norm_layer, norm_name
 from detzoo.ops.deform_conv import DeformConv2d, ModulatedDeformConv2d
 from .freezing import FrozenStagesMixin
-from .pretrained import load_backbone_weights
+from .pretrained import PretrainedInitMixin
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "make_res_layer", "pretrained_init_cfg"]
 
@@ -200,7 +201,7 @@ def pretrained_init_cfg(owner: str, pretrained: str | None, init_cfg: dict | Non
     return init_cfg
 
 
-class ResNet(FrozenStagesMixin, nn.Module):
+class ResNet(PretrainedInitMixin, FrozenStagesMixin, nn.Module):
     """ResNet-{18,34,50,101,152} feature extractor.
 
     ``forward(x: [N, in_channels, H, W])`` returns a tuple with the output of each stage in
@@ -348,14 +349,7 @@ class ResNet(FrozenStagesMixin, nn.Module):
         # norms; Constant(0) on norm3 (Bottleneck) / norm2 (BasicBlock) when zero_init_residual.
         # Deformable convs keep mmcv's own init, their conv_offset zero (mmdet 2.x ResNet
         # re-zeroes conv2.conv_offset after the Kaiming pass).
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (_BatchNorm, nn.GroupNorm)) and m.weight is not None:
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        kaiming_init_convs_and_norms(self)
         for m in self.modules():
             if isinstance(m, (DeformConv2d, ModulatedDeformConv2d)):
                 m.init_weights()
@@ -366,18 +360,6 @@ class ResNet(FrozenStagesMixin, nn.Module):
                 if last is not None and getattr(last, "weight", None) is not None:
                     nn.init.zeros_(last.weight)
                     nn.init.zeros_(last.bias)
-
-    def init_weights(self) -> None:
-        """Random init, then the ``Pretrained`` checkpoint of ``init_cfg`` if there is one.
-
-        Checkpoint keys absent from the model (e.g. torchvision's ``fc.*``) are ignored, as
-        mmcv's non-strict ``load_checkpoint`` does; a shape mismatch or no matching key at all
-        raises :class:`CheckpointError`.
-        """
-        with torch.no_grad():
-            self._init_random()
-        if self.init_cfg is not None:
-            load_backbone_weights(self, self.init_cfg["checkpoint"], self.init_cfg.get("prefix"))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.deep_stem:

@@ -22,12 +22,12 @@ from torch import nn
 
 from detzoo.errors import ConfigError
 from .resnet import pretrained_init_cfg
-from .pretrained import load_backbone_weights
+from .pretrained import PretrainedInitMixin
 
 __all__ = ["SSDVGG"]
 
 
-class SSDVGG(nn.Module):
+class SSDVGG(PretrainedInitMixin, nn.Module):
     """``forward(x: [N, 3, H, W])`` -> tuple of the ``features`` outputs at ``out_feature_indices``
     (VGG-16 defaults: conv4_3 [N, 512, H/8, W/8] and fc7 [N, 1024, H/16, W/16], ceil-rounded).
 
@@ -84,12 +84,6 @@ class SSDVGG(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
-
-    def init_weights(self) -> None:
-        with torch.no_grad():
-            self._init_random()
-        if self.init_cfg is not None:
-            load_backbone_weights(self, self.init_cfg["checkpoint"], self.init_cfg.get("prefix"))
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         outs = []

@@ -12,13 +12,14 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from detzoo.errors import ConfigError
-from ...backbones.pretrained import load_backbone_weights
+from ...backbones.pretrained import PretrainedInitMixin
+from ...layers.init import kaiming_init_convs_and_norms
 from ...backbones.resnet import ResNet, make_res_layer, pretrained_init_cfg
 
 __all__ = ["ResLayer"]
 
 
-class ResLayer(nn.Module):
+class ResLayer(PretrainedInitMixin, nn.Module):
     """ResNet stage ``stage`` (0-based: 3 is ``res5``/``layer4``) of a ResNet-``depth``.
 
     ``forward(x: [K, in_channels, S, S]) -> [K, out_channels, S / stride, S / stride]`` with
@@ -69,21 +70,7 @@ class ResLayer(nn.Module):
     def _init_random(self) -> None:
         # MMDetection's ResLayer default init_cfg: Kaiming on convs, constant 1 on norms (no
         # zero-initialised residual norms, unlike the ResNet backbone)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (_BatchNorm, nn.GroupNorm)) and m.weight is not None:
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def init_weights(self) -> None:
-        """Random init, then the ``Pretrained`` checkpoint of ``init_cfg`` if there is one."""
-        with torch.no_grad():
-            self._init_random()
-        if self.init_cfg is not None:
-            load_backbone_weights(self, self.init_cfg["checkpoint"], self.init_cfg.get("prefix"))
+        kaiming_init_convs_and_norms(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return getattr(self, self.layer_name)(x)
