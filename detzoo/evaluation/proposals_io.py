@@ -11,8 +11,6 @@ only rebuilds numpy arrays: any other global named in the file is refused before
 """
 from __future__ import annotations
 
-import codecs
-import importlib
 import json
 import os
 import pickle
@@ -24,61 +22,10 @@ import torch
 from detzoo.errors import DataError
 from detzoo.structures import DetResult
 from detzoo.utils.fileio import atomic_open, atomic_write_text, read_json
+from detzoo.utils.safe_pickle import RestrictedUnpickler
 from .results_io import encode_masks
 
 ProposalLike = Union[DetResult, np.ndarray, torch.Tensor]
-
-
-def _numpy_attr(name: str):
-    """A numpy internal by the name numpy 2 uses (``numpy._core``) or numpy 1 (``numpy.core``)."""
-    for module in ("numpy._core.multiarray", "numpy.core.multiarray", "numpy._core.numeric",
-                   "numpy.core.numeric"):
-        try:
-            value = getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            continue
-        if value is not None:
-            return value
-    raise ImportError(f"numpy has no internal '{name}'")
-
-
-def _latin1_encode(text, encoding="latin1", errors="strict"):
-    # protocol-2 pickles written by Python 3 store bytes as _codecs.encode(str, 'latin1');
-    # other codecs are never needed for arrays
-    if encoding.replace("-", "").replace("_", "").lower() != "latin1":
-        raise pickle.UnpicklingError(f"_codecs.encode with codec {encoding!r}")
-    return codecs.encode(text, "latin1", errors)
-
-
-def _allowed_globals() -> dict:
-    reconstruct, frombuffer = _numpy_attr("_reconstruct"), _numpy_attr("_frombuffer")
-    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-               ("_codecs", "encode"): _latin1_encode}
-    for core in ("numpy.core", "numpy._core"):  # files from numpy 1.x and 2.x
-        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
-        allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer  # protocol 5
-    for builtins_name in ("builtins", "__builtin__"):  # protocol 2 names it __builtin__
-        allowed[(builtins_name, "bytes")] = bytes
-        allowed[(builtins_name, "bytearray")] = bytearray
-    return allowed
-
-
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Rebuilds lists/tuples of numpy arrays; refuses every other global (no import happens)."""
-
-    def __init__(self, file, source: str):
-        super().__init__(file)
-        self.source = source
-        self.allowed = _allowed_globals()
-
-    def find_class(self, module: str, name: str):
-        try:
-            return self.allowed[(module, name)]
-        except KeyError:
-            raise DataError(f"{self.source}: refused to load: the pickle names '{module}.{name}', "
-                            "but a proposal file may only hold numpy arrays (loading it could run "
-                            "code); MMDetection 3.x DumpProposals dicts are not supported, "
-                            "convert them to a list of [N, 5] arrays") from None
 
 
 def _as_array(item: ProposalLike, where: str) -> np.ndarray:
@@ -118,7 +65,10 @@ def save_proposals(path: str | os.PathLike, results: Sequence[ProposalLike]) -> 
 def _read_pickle(path: str):
     with open(path, "rb") as f:
         try:
-            return _ArrayOnlyUnpickler(f, path).load()
+            return RestrictedUnpickler(f, lambda module, name: DataError(
+                f"{path}: refused to load: the pickle names '{module}.{name}', but a proposal file may "
+                "only hold numpy arrays (loading it could run code); MMDetection 3.x DumpProposals "
+                "dicts are not supported, convert them to a list of [N, 5] arrays")).load()
         except DataError:
             raise
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,

@@ -60,6 +60,7 @@ import numpy as np
 import torch
 
 from detzoo.errors import CheckpointError
+from detzoo.utils.safe_pickle import RestrictedUnpickler, numpy_array_globals
 
 # paddle/fluid/framework/framework.proto VarType.Type -> numpy dtype
 _PADDLE_DTYPES = {0: np.bool_, 1: np.int16, 2: np.int32, 3: np.int64, 4: np.float16, 5: np.float32,
@@ -193,10 +194,7 @@ def _read_dir(path: str) -> "OrderedDict[str, np.ndarray]":
 
 # --- .pdparams pickles ---------------------------------------------------------------------
 def _allowed_globals() -> dict:
-    # the numpy rebuild functions our proposal-file reader already vets (one list of them)
-    from detzoo.evaluation.proposals_io import _allowed_globals as array_globals
-
-    allowed = dict(array_globals())
+    allowed = numpy_array_globals()
     for builtins_name in ("builtins", "__builtin__"):
         allowed[(builtins_name, "tuple")] = tuple  # paddle.save stores a tensor as (name, array)
         allowed[(builtins_name, "eval")] = _data_only_eval
@@ -210,23 +208,6 @@ def _data_only_eval(expression, namespace=None, *_):
         return namespace["data"]
     raise pickle.UnpicklingError(f"builtins.eval({expression!r}, ...) beyond paddle.save's "
                                  "('data', {'data': array}) form")
-
-
-class _ParamsUnpickler(pickle.Unpickler):
-    def __init__(self, file, source: str):
-        super().__init__(file, encoding="latin1")
-        self.source = source
-        self.allowed = _allowed_globals()
-
-    def find_class(self, module: str, name: str):
-        try:
-            return self.allowed[(module, name)]
-        except KeyError:
-            raise CheckpointError(
-                f"{self.source}: the pickle names '{module}.{name}', not only numpy arrays; "
-                "unpickling such objects can run arbitrary code from the file, so detzoo refuses "
-                "it. If you trust where the file came from, pass --unsafe-load "
-                "(allow_pickle=True)") from None
 
 
 def _unpack_value(name: str, value, where: str) -> np.ndarray | None:
@@ -245,7 +226,11 @@ def _read_pdparams(path: str, allow_pickle: bool) -> "OrderedDict[str, np.ndarra
             if allow_pickle:
                 raw = pickle.load(f, encoding="latin1")  # noqa: S301 - explicit --unsafe-load
             else:
-                raw = _ParamsUnpickler(f, path).load()
+                raw = RestrictedUnpickler(f, lambda module, name: CheckpointError(
+                    f"{path}: the pickle names '{module}.{name}', not only numpy arrays; unpickling "
+                    "such objects can run arbitrary code from the file, so detzoo refuses it. If you "
+                    "trust where the file came from, pass --unsafe-load (allow_pickle=True)"),
+                    allowed=_allowed_globals(), encoding="latin1").load()
     except CheckpointError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
