@@ -16,6 +16,7 @@ COMMANDS = {
     "eval-results": ("detzoo.cli.eval_results", "COCO metrics of a detection-results file"),
     "zoo": ("detzoo.cli.zoo", "the model-zoo index: list, show and download checkpoints"),
     "convert": ("detzoo.cli.convert", "convert an MMDetection, torchvision or PaddleDetection checkpoint"),
+    "export": ("detzoo.cli.export", "export a detector to ONNX (for ONNX Runtime inference)"),
     "benchmark": ("detzoo.cli.benchmark", "inference speed and peak memory of a detector"),
     "flops": ("detzoo.cli.flops", "parameters and FLOPs per module of a detector"),
     "analyze-logs": ("detzoo.cli.analyze_logs", "training time and curves from .log.json files"),

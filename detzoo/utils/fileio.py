@@ -13,6 +13,20 @@ from contextlib import contextmanager
 from typing import IO, Iterator, Optional
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it: set and restore, once at import
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def default_file_mode() -> int:
+    """The mode ``open()`` would give a new file (0666 minus the umask); temp files get 0600."""
+    return 0o666 & ~_UMASK
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: Optional[str] = "utf-8",
                 fsync: bool = False) -> Iterator[IO]:
@@ -26,6 +40,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: Optional[str
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; give the usual 0666 & ~umask
+            os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
             if fsync:

@@ -68,7 +68,12 @@ def _draw_label(img: np.ndarray, text: str, x1: int, y1: int, color, font_scale:
 
 def _draw_boxes(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, texts: Sequence[str],
                 thickness: int, font_scale: float) -> None:
-    corners = np.round(boxes).astype(np.int64).tolist()
+    # clipped just outside the image first: a box far off the image (an untrained model's, or
+    # inf/nan) must neither overflow cv2's int coordinates nor be drawn
+    height, width = img.shape[:2]
+    limits = np.array([width + thickness, height + thickness] * 2, dtype=np.float64)
+    clipped = np.clip(np.nan_to_num(np.asarray(boxes, dtype=np.float64)), -thickness - 1, limits)
+    corners = np.round(clipped).astype(np.int64).tolist()
     for (x1, y1, x2, y2), label in zip(corners, labels.tolist()):
         cv2.rectangle(img, (x1, y1), (x2, y2), get_color(label), thickness, cv2.LINE_8)
     # Labels after all boxes so no box edge crosses a label.

@@ -116,3 +116,25 @@ def test_imwrite_atomic(tmp_path):
     assert os.listdir(path.parent) == ["vis.png"]
     with pytest.raises(DataError, match="cannot encode"):
         imwrite_atomic(str(tmp_path / "vis.unknownext"), img)
+
+
+def test_huge_and_non_finite_boxes_are_clipped_not_crashing():
+    """An untrained model can decode boxes of 1e27 px (or inf): drawing clips them to the image
+    border instead of overflowing cv2's int coordinates."""
+    img = np.zeros((60, 80, 3), np.uint8)
+    boxes = torch.tensor([[10.0, 5.0, 1e27, 1e30], [-1e28, float("inf"), 20.0, 30.0]])
+    result = DetResult(boxes, torch.tensor([0.9, 0.8]), torch.tensor([1, 2]))
+    out = draw_detections(img, result, NAMES, thickness=1)
+    # box 1: its left edge is drawn at x=10 from y=5 down to the bottom of the image
+    assert np.array_equal(out[40, 10], np.array(get_color(1), np.uint8))
+    # box 2 (y1 = inf: clipped below the image): its right edge x=20 runs from y=30 down
+    assert np.array_equal(out[45, 20], np.array(get_color(2), np.uint8))
+
+
+def test_atomically_written_files_get_the_usual_permissions(tmp_path):
+    # mkstemp's temp files are 0600; the renamed result must be what open() would have made
+    umask = os.umask(0)
+    os.umask(umask)
+    path = tmp_path / "vis.png"
+    imwrite_atomic(str(path), np.zeros((4, 4, 3), np.uint8))
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
