@@ -12,7 +12,10 @@ from detzoo.data.transforms import MultiImageMixDataset
 
 from .._base_.default_runtime import *  # noqa: F401,F403
 from ._base_.paddle_yolov3 import *  # noqa: F401,F403
+from ._base_.paddle_yolov3 import paddle_yolo_numerics
 from ._base_.yolov3_d53 import model
+
+paddle_yolo_numerics(model)  # Paddle's yolo_box decoding + multiclass NMS at test time
 
 model["backbone"]["norm_eval"] = False
 model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="DarkNet53_pretrained")

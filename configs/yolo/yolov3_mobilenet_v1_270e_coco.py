@@ -15,7 +15,10 @@ from detzoo.models.backbones.mobilenet_v1 import MobileNetV1
 
 from .._base_.default_runtime import *  # noqa: F401,F403
 from ._base_.paddle_yolov3 import *  # noqa: F401,F403
+from ._base_.paddle_yolov3 import paddle_yolo_numerics
 from ._base_.yolov3_d53 import model
+
+paddle_yolo_numerics(model)  # Paddle's yolo_box decoding + multiclass NMS at test time
 
 model["backbone"] = dict(type=MobileNetV1, scale=1.0, out_indices=(4, 6, 13), norm_eval=False)
 model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="MobileNetV1_pretrained")

@@ -15,7 +15,10 @@ from detzoo.models.backbones import ResNet
 
 from .._base_.default_runtime import *  # noqa: F401,F403
 from ._base_.paddle_yolov3 import *  # noqa: F401,F403
+from ._base_.paddle_yolov3 import paddle_yolo_numerics
 from ._base_.yolov3_d53 import model
+
+paddle_yolo_numerics(model)  # Paddle's yolo_box decoding + multiclass NMS at test time
 
 model["backbone"] = dict(type=ResNet, depth=34, num_stages=4, out_indices=(1, 2, 3), frozen_stages=-1,
                          norm_cfg=dict(type="BN", requires_grad=True), norm_eval=False, style="pytorch",

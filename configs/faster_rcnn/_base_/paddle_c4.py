@@ -19,14 +19,16 @@ Same architecture as Paddle's, so converted weights load strictly (converter arc
   80 + background last);
 - Mask R-CNN: the mask head reuses the res5 output (no convs): ``conv5_mask`` 2x2 deconv to 256
   channels + ReLU, ``mask_fcn_logits`` 1x1 -> 14x14 masks.
-Preprocessing, and what is not reproduced (Paddle's +1 box maths, anchor centres, one
-isotropic ``im_scale``): as for the FPN rows, configs/faster_rcnn/_base_/paddle_fpn.py.
+Preprocessing and Paddle's test-time box arithmetic (``paddle_numerics``: +1 anchors on one
+stride-16 level with sizes 32..512, ``generate_proposals`` 6000 -> NMS 0.7 -> 1000, R-CNN decode
+in original-image pixels and ``multiclass_nms``), and what is not reproduced: as for the FPN
+rows, configs/faster_rcnn/_base_/paddle_fpn.py.
 """
 import copy
 
 from detzoo.models.roi_heads import ResLayer
 
-from .paddle_fpn import paddle_backbone, paddle_norm_cfg, paddle_pipelines
+from .paddle_fpn import paddle_backbone, paddle_norm_cfg, paddle_numerics, paddle_pipelines
 
 
 def to_paddle_c4(model, data, depth=50, vd=False, with_mask=False):
@@ -40,6 +42,7 @@ def to_paddle_c4(model, data, depth=50, vd=False, with_mask=False):
                                    avg_down=vd, norm_cfg=copy.deepcopy(paddle_norm_cfg), norm_eval=True,
                                    init_cfg=dict(backbone["init_cfg"]))  # res5 of the same archive
     roi_head["bbox_roi_extractor"]["roi_layer"].update(output_size=14, sampling_ratio=0, aligned=False)
+    paddle_numerics(model, rpn_pre_nms_top_n=6000, rpn_post_nms_top_n=1000)
     train, test = paddle_pipelines(with_mask)
     data["train"]["pipeline"] = train
     data["val"]["pipeline"] = test

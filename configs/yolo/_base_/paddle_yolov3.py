@@ -9,14 +9,21 @@ every mini-batch reshaped to a random square of 320..608 (step 32); a test-time 
 to a square (aspect ratio not kept) with bicubic interpolation; SGD lr 1e-3 at a total batch of
 64 for 270 epochs.
 Not reproduced (see docs/yolov3.md): Paddle's loss (ignore_thresh 0.7 on predicted boxes, label
-smoothing, mixup scores weighting the losses, mixup switched off for the last epochs) and its
-NMS on cls x objectness > 0.01 -- MMDetection's GridAssigner, losses and test_cfg are used.
+smoothing, mixup scores weighting the losses, mixup switched off for the last epochs) --
+MMDetection's GridAssigner and losses are used. Paddle's test path (``yolo_box`` straight into
+original-image pixels, clipped to ``ori - 1``, objectness threshold 0.01, then ``multiclass_nms``
+on obj x cls > 0.01 with +1 IoUs 0.45, 1000 per class, keep 100) is
+``paddle_yolo_numerics(model)`` (detzoo.models.paddle_compat.PaddleYOLOV3Head); a config opts
+in by calling it on its model.
 The published Paddle weights use Paddle parameter names and need a converter to load.
 
 A config builds its training set as ``dict(type=MultiImageMixDataset, dataset=dict(<dataset>,
 pipeline=load_pipeline), pipeline=train_pipeline)`` and adds ``batch_augments`` to ``data``.
 """
 import torch
+
+from detzoo.models.dense_heads.yolo_head import YOLOV3Head
+from detzoo.models.paddle_compat import PaddleYOLOV3Head
 
 from detzoo.data.batch_augment import BatchRandomResize
 from detzoo.data.norm_presets import get_norm_cfg
@@ -67,3 +74,15 @@ optimizer_config = dict(grad_clip=None)
 lr_config = dict(policy="step", warmup="linear", warmup_iters=4000, warmup_ratio=0.001, step=[216, 243])
 runner = dict(type="EpochBasedRunner", max_epochs=270)
 auto_scale_lr = dict(enable=True, base_batch_size=64)
+
+
+def paddle_yolo_numerics(model):
+    """Switch a YOLOv3 model config (in place) to PaddleDetection's test-time post-processing
+    (``PaddleYOLOV3Head``; YOLOv3Head defaults of static/ppdet/modeling/anchor_heads/yolo_head.py:
+    MultiClassNMS score 0.01, nms_top_k 1000, keep_top_k 100, IoU 0.45, clip_bbox, scale_x_y 1)."""
+    head = model["bbox_head"]
+    if head.get("type") is YOLOV3Head:
+        head["type"] = PaddleYOLOV3Head
+    model["test_cfg"] = dict(conf_thr=0.01, score_thr=0.01, nms_top_k=1000, nms=dict(iou_threshold=0.45),
+                             max_per_img=100, scale_x_y=1.0, clip_bbox=True)
+    return model
