@@ -9,34 +9,18 @@ MobileNet-V1 (width 1.0, Paddle's layout: detzoo.models.backbones.mobilenet_v1) 
 feature_maps [4, 6, 13]); its batch norms train. Backbone weights: Paddle's
 ``MobileNetV1_pretrained`` (``model.backbone.init_cfg``).
 """
-from detzoo.data import CocoDataset
-from detzoo.data.transforms import MultiImageMixDataset
 from detzoo.models.backbones.mobilenet_v1 import MobileNetV1
 
 from .._base_.default_runtime import *  # noqa: F401,F403
 from ._base_.paddle_yolov3 import *  # noqa: F401,F403
 from ._base_.paddle_yolov3 import paddle_yolo_numerics
 from ._base_.yolov3_d53 import model
+# the COCO data, schedule and evaluation of the Darknet-53 row (it runs first: its edits of the
+# shared model dict are overridden below)
+from .yolov3_darknet_270e_coco import data, data_root, dataset_type, evaluation  # noqa: F401
 
 paddle_yolo_numerics(model)  # Paddle's yolo_box decoding + multiclass NMS at test time
 
 model["backbone"] = dict(type=MobileNetV1, scale=1.0, out_indices=(4, 6, 13), norm_eval=False)
 model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="MobileNetV1_pretrained")
 model["neck"]["in_channels"] = [1024, 512, 256]
-
-dataset_type = CocoDataset
-data_root = "data/coco/"
-data = dict(
-    samples_per_gpu=8,
-    workers_per_gpu=4,
-    train=dict(type=MultiImageMixDataset,
-               dataset=dict(type=CocoDataset, ann_file=data_root + "annotations/instances_train2017.json",
-                            img_prefix=data_root + "train2017/", pipeline=load_pipeline),  # noqa: F405
-               pipeline=train_pipeline),  # noqa: F405
-    val=dict(type=CocoDataset, ann_file=data_root + "annotations/instances_val2017.json",
-             img_prefix=data_root + "val2017/", pipeline=test_pipeline),  # noqa: F405
-    test=dict(type=CocoDataset, ann_file=data_root + "annotations/instances_val2017.json",
-              img_prefix=data_root + "val2017/", pipeline=test_pipeline),  # noqa: F405
-    batch_augments=batch_augments,  # noqa: F405
-)
-evaluation = dict(interval=10, metric="bbox")

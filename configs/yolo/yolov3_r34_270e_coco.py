@@ -9,14 +9,15 @@ freeze_norm False). Like Paddle's, the first block's shortcut is a 1x1 projectio
 (``res2a_branch1``: ``first_block_projection``). Backbone weights: ImageNet ResNet-34 in Paddle's release; Paddle's
 ``ResNet34_pretrained`` (``model.backbone.init_cfg``).
 """
-from detzoo.data import CocoDataset
-from detzoo.data.transforms import MultiImageMixDataset
 from detzoo.models.backbones import ResNet
 
 from .._base_.default_runtime import *  # noqa: F401,F403
 from ._base_.paddle_yolov3 import *  # noqa: F401,F403
 from ._base_.paddle_yolov3 import paddle_yolo_numerics
 from ._base_.yolov3_d53 import model
+# the COCO data, schedule and evaluation of the Darknet-53 row (it runs first: its edits of the
+# shared model dict are overridden below)
+from .yolov3_darknet_270e_coco import data, data_root, dataset_type, evaluation  # noqa: F401
 
 paddle_yolo_numerics(model)  # Paddle's yolo_box decoding + multiclass NMS at test time
 
@@ -25,20 +26,3 @@ model["backbone"] = dict(type=ResNet, depth=34, num_stages=4, out_indices=(1, 2,
                          first_block_projection=True)
 model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="ResNet34_pretrained")
 model["neck"]["in_channels"] = [512, 256, 128]
-
-dataset_type = CocoDataset
-data_root = "data/coco/"
-data = dict(
-    samples_per_gpu=8,
-    workers_per_gpu=4,
-    train=dict(type=MultiImageMixDataset,
-               dataset=dict(type=CocoDataset, ann_file=data_root + "annotations/instances_train2017.json",
-                            img_prefix=data_root + "train2017/", pipeline=load_pipeline),  # noqa: F405
-               pipeline=train_pipeline),  # noqa: F405
-    val=dict(type=CocoDataset, ann_file=data_root + "annotations/instances_val2017.json",
-             img_prefix=data_root + "val2017/", pipeline=test_pipeline),  # noqa: F405
-    test=dict(type=CocoDataset, ann_file=data_root + "annotations/instances_val2017.json",
-              img_prefix=data_root + "val2017/", pipeline=test_pipeline),  # noqa: F405
-    batch_augments=batch_augments,  # noqa: F405
-)
-evaluation = dict(interval=10, metric="bbox")
