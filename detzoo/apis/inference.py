@@ -109,10 +109,14 @@ def inference_detector(model, imgs: Union[ImageInput, Sequence[ImageInput]],
     pixels. Images are run ``batch_size`` at a time (1 by default: padding a batch changes
     results slightly, as in the reference).
     """
+    from .fast_path import inference_autocast
+
     single = not isinstance(imgs, (list, tuple))
     items = [imgs] if single else list(imgs)
     results: List[DetResult] = []
     for start in range(0, len(items), batch_size):
         batch = prepare_images(model.cfg, items[start:start + batch_size], model.device)
-        results.extend(r.to("cpu") for r in model.predict(batch["img"], batch["img_metas"], rescale=True))
+        with inference_autocast(model):  # bf16 regions of an optimize_for_inference model, else no-op
+            predictions = model.predict(batch["img"], batch["img_metas"], rescale=True)
+        results.extend(r.to("cpu") for r in predictions)
     return results[0] if single else results

@@ -20,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
     parser.add_argument("--unsafe-load", action="store_true",
                         help="allow legacy pickled checkpoints (runs code from the file: trusted files only)")
+    parser.add_argument("--backend", choices=("pytorch", "onnxruntime"), default="pytorch",
+                        help="onnxruntime: CHECKPOINT is a .onnx from `detzoo export` (see docs/export.md)")
+    parser.add_argument("--fast", action="store_true",
+                        help="the inference fast path: BatchNorm folded, channels-last, bf16 where the "
+                             "device has it (detzoo.apis.fast_path, docs/performance.md)")
 
 
 def collect_images(inputs):
@@ -49,7 +54,19 @@ def run(args: argparse.Namespace) -> int:
     from detzoo.visualization import draw_detections, imwrite_atomic
 
     cfg = load_cli_config(args)
-    model = init_detector(cfg, args.checkpoint, device=pick_device(args.device), allow_pickle=args.unsafe_load)
+    if args.backend == "onnxruntime":  # the dense graphs in ONNX Runtime, detzoo's post-processing
+        from detzoo.errors import ConfigError
+        from detzoo.export import OrtDetector
+
+        if args.fast:
+            raise ConfigError("--fast is the PyTorch fast path; it does not apply to --backend onnxruntime")
+        model = OrtDetector(args.checkpoint, cfg)
+    else:
+        model = init_detector(cfg, args.checkpoint, device=pick_device(args.device), allow_pickle=args.unsafe_load)
+        if args.fast:  # inference_detector enters the fast path's autocast itself
+            from detzoo.apis.fast_path import optimize_for_inference
+
+            model = optimize_for_inference(model)
     paths = collect_images(args.inputs)
     os.makedirs(args.out_dir, exist_ok=True)
     summary = []

@@ -8,6 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from detzoo.ops import batched_nms
+from detzoo.ops.nms import _batched_nms_first
 from .anchor_head import AnchorHead
 
 
@@ -98,5 +99,7 @@ class RPNHead(AnchorHead):
                 boxes, scores, ids = boxes[valid], scores[valid], ids[valid]
         if boxes.numel() == 0:
             return boxes.new_zeros((0, 5))
+        if cfg["max_per_img"] > 0:  # exactly the full NMS cut to max_per_img, on fewer boxes
+            return _batched_nms_first(boxes, scores, ids, cfg["nms"]["iou_threshold"], cfg["max_per_img"])[0]
         dets, _ = batched_nms(boxes, scores, ids, cfg["nms"]["iou_threshold"])
         return dets[: cfg["max_per_img"]]
