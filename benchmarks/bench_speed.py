@@ -13,14 +13,19 @@ threads. Timings are interleaved with the yardstick (trunk, variant, trunk, vari
 and each variant is divided by the mean of the two trunk timings around it, so machine load that
 drifts over the run cancels out. The training iteration is ``model.loss`` forward + backward + SGD
 step at batch 2, 1216x800, with the faster_rcnn_r50_fpn_1x config (frozen stem and stage 1,
-frozen-statistics BN, SGD momentum 0.9, weight decay 1e-4) and a few random ground-truth boxes.
+frozen-statistics BN, SGD momentum 0.9, weight decay 1e-4) and a few random ground-truth boxes:
+``train_iter_b2`` in this process (default allocator), ``train_trainer`` in a fresh process with
+the trainer's host-allocator setting (detzoo/utils/memory.py), reported against this process's
+trunk and against a trunk timed in that process.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -149,7 +154,34 @@ def train_step_fn(config: str) -> Callable[[], None]:
     return step
 
 
+def trainer_step_in_child(config: str, reps: int) -> dict:
+    """The training iteration as ``detzoo train`` runs it: in a fresh process with the trainer's
+    host-allocator setting (detzoo.utils.memory.keep_freed_memory), timed with the trunk of that
+    same process before and after (the allocator setting speeds the trunk up too)."""
+    out = subprocess.run([sys.executable, __file__, "--_train-child", config, str(reps)], check=True,
+                         capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS=str(THREADS)))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _train_child(config: str, reps: int) -> None:
+    from detzoo.utils.memory import keep_freed_memory
+
+    sys.path.insert(0, str(SHARED / "bench"))
+    import yardstick
+
+    torch.set_num_threads(THREADS)
+    applied = keep_freed_memory()
+    step = train_step_fn(config)
+    trunk_before = yardstick.time_trunk(threads=THREADS)
+    seconds = median_time(step, reps, warmup=1)
+    trunk_after = yardstick.time_trunk(threads=THREADS)
+    print(json.dumps({"seconds": seconds, "trunk_s": (trunk_before + trunk_after) / 2, "applied": applied}))
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--_train-child":
+        _train_child(sys.argv[2], int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="faster_rcnn_r50_fpn_1x_coco")
     parser.add_argument("--image", default=str(SHARED / "data" / "demo.jpg"))
@@ -194,6 +226,22 @@ def main() -> None:
                     match = "" if row["match"] is None else f"  match {row['match']:.3f}"
                     print(f"[{round_index}] {name:>14}: {row['seconds']:7.3f} s  trunk {row['trunk_s']:.3f} s"
                           f"  ratio {row['ratio']:.2f}{match}", flush=True)
+            if not args.skip_train:
+                child = trainer_step_in_child(args.config, args.train_reps)
+                trunk_after = yardstick.time_trunk(threads=THREADS)
+                trunk = (trunk_before + trunk_after) / 2
+                trunk_before = trunk_after
+                row = {"round": round_index, "variant": "train_trainer", "seconds": round(child["seconds"], 3),
+                       "trunk_s": round(trunk, 3), "ratio": round(child["seconds"] / trunk, 2), "match": None,
+                       "child_trunk_s": round(child["trunk_s"], 3),
+                       "ratio_child_trunk": round(child["seconds"] / child["trunk_s"], 2)}
+                rows.append(row)
+                if args.json:
+                    print(json.dumps(row), flush=True)
+                else:
+                    print(f"[{round_index}] {'train_trainer':>14}: {row['seconds']:7.3f} s  trunk {row['trunk_s']:.3f} s"
+                          f"  ratio {row['ratio']:.2f}  (its own process's trunk {row['child_trunk_s']:.3f} s:"
+                          f" ratio {row['ratio_child_trunk']:.2f})", flush=True)
     if args.rounds > 1 and not args.json:
         print("median ratio over rounds:")
         for name in dict.fromkeys(r["variant"] for r in rows):

@@ -36,6 +36,7 @@ from detzoo.engine.lr_schedule import build_lr_schedule
 from detzoo.engine.optim import auto_scale_lr, build_optimizer, clip_gradients
 from detzoo.engine.seed import preserved_rng_state, set_random_seed, set_rng_state
 from detzoo.errors import CheckpointError, ConfigError, DataError, DetzooError
+from detzoo.utils.memory import ENV as MALLOC_ENV, keep_freed_memory
 
 EvaluateFn = Callable[[nn.Module, Any], Mapping[str, Any]]
 
@@ -292,6 +293,8 @@ class Trainer:
         self.rank, self.world_size = get_dist_info()
         set_random_seed(self.seed, self.deterministic)
         self.logger = TrainLogger(self.work_dir, self.timestamp, enabled=self.rank == 0)
+        if keep_freed_memory():  # a third of a CPU iteration went to page faults (detzoo/utils/memory.py)
+            self.logger.info(f"host allocator keeps freed memory for reuse ({MALLOC_ENV}=0 to disable)")
         try:
             return self._run()
         finally:
