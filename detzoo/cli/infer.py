@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("checkpoint", help="model weights (.pth)")
     parser.add_argument("inputs", nargs="+", help="images and/or folders of images")
-    parser.add_argument("--out-dir", default="vis", help="where drawn images and detections.json go")
+    parser.add_argument("--out-dir", "--show-dir", dest="out_dir", default="vis",
+                        help="where drawn images and detections.json go (--show-dir: the same, as in `detzoo test`)")
     parser.add_argument("--score-thr", type=float, default=0.3, help="draw detections above this score")
     parser.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
     parser.add_argument("--unsafe-load", action="store_true",

@@ -94,3 +94,11 @@ def test_infer_command_writes_pictures_and_json(capsys, tmp_path, quickstart_che
     assert not np.array_equal(drawn, cv2.imread(demo_path()))
     summary = json.loads((tmp_path / "detections.json").read_text())
     assert summary[0]["image"] == demo_path() and len(summary[0]["detections"]) > 0
+
+
+def test_infer_show_dir_is_the_out_dir(capsys, tmp_path, quickstart_checkpoint):
+    # `--show-dir` as in `detzoo test`: the same pictures and detections.json
+    code = main(["infer", "faster_rcnn_r18_fpn_quickstart", str(quickstart_checkpoint), demo_path(),
+                 "--show-dir", str(tmp_path / "shown"), "--score-thr", "0.0"])
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "shown").iterdir()) == ["demo.jpg", "detections.json"]

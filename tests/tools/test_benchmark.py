@@ -1,7 +1,7 @@
 """benchmark: the timing protocol against a fake model whose forward takes known times, and the
 command end to end on a tiny random-weight model."""
-import importlib.util
 import json
+import sys
 import time
 
 import pytest
@@ -72,9 +72,33 @@ def test_command_on_random_weights_writes_json(tmp_path, capsys):
     assert "[6/7]" in printed and "[7/7]" in printed and "[5/7]" not in printed
 
 
-@pytest.mark.skipif(importlib.util.find_spec("detzoo.apis.fast_path") is not None,
-                    reason="the fast path exists: its own tests cover it")
-def test_fast_without_fast_path_module_is_a_clear_error(capsys):
+def test_fast_runs_every_forward_in_the_fast_paths_autocast(tmp_path, capsys, monkeypatch):
+    import detzoo.apis.fast_path as fast_path
+
+    optimized, entered = [], []
+    real_optimize, real_autocast = fast_path.optimize_for_inference, fast_path.inference_autocast
+
+    def optimize(model, *args, **kwargs):
+        optimized.append(model)
+        return real_optimize(model, *args, **kwargs)
+
+    def autocast(model):
+        entered.append(fast_path.is_optimized(model))
+        return real_autocast(model)
+
+    monkeypatch.setattr(fast_path, "optimize_for_inference", optimize)
+    monkeypatch.setattr(fast_path, "inference_autocast", autocast)
+    out = tmp_path / "fast.json"
+    rc = main(["benchmark", "faster_rcnn_r18_fpn_quickstart", "--num-images", "7", "--source", "generated",
+               "--fast", "--json", str(out)])
+    assert rc == 0
+    assert len(optimized) == 1 and json.loads(out.read_text())["fast"] is True
+    assert entered == [True] * 7  # 5 warm-up + 2 timed forwards, each on the optimised model
+    assert "fast path" in capsys.readouterr().out
+
+
+def test_fast_without_fast_path_module_is_a_clear_error(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "detzoo.apis.fast_path", None)  # the import fails
     rc = main(["benchmark", "faster_rcnn_r18_fpn_quickstart", "--num-images", "6", "--fast"])
     assert rc == 2
     assert "--fast needs detzoo.apis.fast_path" in capsys.readouterr().err
