@@ -21,20 +21,14 @@ import time
 from pathlib import Path
 
 import torch
+from timing import repeat_times  # benchmarks/timing.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
 def median_time(fn, reps: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(repeat_times(fn, reps))
 
 
 def main() -> None:

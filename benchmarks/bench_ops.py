@@ -19,6 +19,7 @@ import sys
 import time
 
 import torch
+from timing import repeat_times  # benchmarks/timing.py, beside this script
 
 from detzoo.ops import batched_nms, nms, roi_align
 
@@ -40,13 +41,7 @@ def random_boxes(n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def time_ms(fn, reps: int, warmup: int = 2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
+    times = [t * 1000 for t in repeat_times(fn, reps, warmup)]
     return statistics.median(times), min(times)
 
 

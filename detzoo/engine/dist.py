@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -192,21 +193,29 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device | str = "cpu"
     if torch.device(device).type == "cuda":
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
         return module, sum(isinstance(m, nn.SyncBatchNorm) for m in module.modules())
+    return _replace_norms(module, lambda m: isinstance(m, nn.modules.batchnorm._BatchNorm)
+                          and type(m) is not SyncBatchNorm, SyncBatchNorm)
+
+
+def _replace_norms(module: nn.Module, wanted: Callable[[nn.Module], bool],
+                   norm_type: type) -> tuple[nn.Module, int]:
+    """Every submodule for which ``wanted`` holds becomes a ``norm_type`` sharing its parameters
+    and buffers; returns ``(module, count)``."""
     count = 0
 
-    def convert(child: nn.Module) -> nn.Module:
+    def replace(child: nn.Module) -> nn.Module:
         nonlocal count
-        if isinstance(child, nn.modules.batchnorm._BatchNorm) and type(child) is not SyncBatchNorm:
-            new = SyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
-                                child.track_running_stats)
+        if wanted(child):
+            new = norm_type(child.num_features, child.eps, child.momentum, child.affine,
+                            child.track_running_stats)
             _copy_norm(child, new)
             count += 1
             return new
         for name, grandchild in child.named_children():
-            child.add_module(name, convert(grandchild))
+            child.add_module(name, replace(grandchild))
         return child
 
-    return convert(module), count
+    return replace(module), count
 
 
 class _BatchNormXd(nn.modules.batchnorm._BatchNorm):
@@ -221,18 +230,4 @@ class _BatchNormXd(nn.modules.batchnorm._BatchNorm):
 def revert_sync_batchnorm(module: nn.Module) -> tuple[nn.Module, int]:
     """Replace every ``nn.SyncBatchNorm`` and :class:`SyncBatchNorm` by a plain batch norm
     sharing its parameters and buffers, for single-process use; returns ``(module, count)``."""
-    count = 0
-
-    def revert(child: nn.Module) -> nn.Module:
-        nonlocal count
-        if isinstance(child, (nn.SyncBatchNorm, SyncBatchNorm)):
-            new = _BatchNormXd(child.num_features, child.eps, child.momentum, child.affine,
-                                 child.track_running_stats)
-            _copy_norm(child, new)
-            count += 1
-            return new
-        for name, grandchild in child.named_children():
-            child.add_module(name, revert(grandchild))
-        return child
-
-    return revert(module), count
+    return _replace_norms(module, lambda m: isinstance(m, (nn.SyncBatchNorm, SyncBatchNorm)), _BatchNormXd)
