@@ -118,3 +118,24 @@ def test_imgs_per_s_is_images_over_mean_iteration_time(tmp_path):
     with open(tmp_path / "run.log") as f:
         text = f.read()
     assert text.count("imgs_per_s: ") == 2
+
+
+def test_amp_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    """bf16 autocast on CPU: 2 epochs in one go equal 1 epoch + resume + 1 epoch (the autocast
+    state and the RNG streams come back from the checkpoint; there is no scaler on CPU)."""
+    cfg = tiny_cfg(evaluation=dict(interval=100))
+
+    torch.manual_seed(0)
+    train_detector(TinyDetector(), TinyDataset(8), cfg, tmp_path / "full", seed=5, amp=True, validate=False)
+    torch.manual_seed(0)
+    one = dict(cfg, runner=dict(type="EpochBasedRunner", max_epochs=1))
+    train_detector(TinyDetector(), TinyDataset(8), one, tmp_path / "split", seed=5, amp=True, validate=False)
+    torch.manual_seed(99)  # a different init: everything must come from the checkpoint
+    train_detector(TinyDetector(), TinyDataset(8), cfg, tmp_path / "split", seed=5, amp=True, validate=False,
+                   resume_from=str(tmp_path / "split" / "epoch_1.pth"))
+    a = load_checkpoint(tmp_path / "full" / "epoch_2.pth")["state_dict"]
+    b = load_checkpoint(tmp_path / "split" / "epoch_2.pth")["state_dict"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert not torch.equal(a["head.weight"], load_checkpoint(tmp_path / "split" / "epoch_1.pth")["state_dict"]["head.weight"])
