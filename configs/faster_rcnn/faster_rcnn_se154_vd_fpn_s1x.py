@@ -1,27 +1,17 @@
 """PaddleDetection's faster_rcnn_se154_vd_fpn_s1x row (SENet154-vd FPN, box AP 42.9), in detzoo's
 modules.
 
-What follows Paddle and what does not: configs/faster_rcnn/_base_/paddle_fpn.py; the backbone is
-detzoo.models.backbones.SENet (Paddle's SENet depth 152, groups 64, group_width 4, variant d,
-norm_type affine_channel -> FrozenBN eps 0, freeze_at 2 -> frozen_stages 1). Schedule "s1x"
-(Paddle: 260k iterations at 8 images, lr 0.01, x0.1 at 200k and 240k, 1000-iteration warm-up from
-0.1x) as epochs of COCO train2017: 18 epochs, steps after 14 and 16. Weights:
+What follows Paddle and what does not: configs/faster_rcnn/_base_/paddle_fpn.py; the SENet154-vd
+backbone and the "s1x" schedule: configs/faster_rcnn/_base_/paddle_se154_s1x.py. Weights:
 `detzoo convert faster_rcnn_se154_vd_fpn_s1x.tar faster_rcnn_se154_vd_fpn_s1x.pth --from paddle
 --arch faster_rcnn_se154_vd_fpn`.
 """
-from detzoo.models.backbones import SENet
-
 from .._base_.datasets.coco_detection import *  # noqa: F401,F403
 from .._base_.default_runtime import *  # noqa: F401,F403
 from .._base_.models.faster_rcnn_r50_fpn import model  # noqa: F401
-from .._base_.schedules.schedule_1x import *  # noqa: F401,F403
-from ..faster_rcnn._base_.paddle_fpn import paddle_norm_cfg, to_paddle
+from ..faster_rcnn._base_.paddle_fpn import to_paddle
+from ..faster_rcnn._base_.paddle_se154_s1x import *  # noqa: F401,F403 - the s1x schedule
+from ..faster_rcnn._base_.paddle_se154_s1x import se154_backbone
 
 to_paddle(model, data, depth=50, with_mask=False)  # noqa: F405
-model["backbone"] = dict(type=SENet, depth=152, groups=64, base_width=4, out_indices=(0, 1, 2, 3),
-                         frozen_stages=1, norm_cfg=dict(paddle_norm_cfg), norm_eval=True)
-model["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint="SENet154_vd_pretrained")
-optimizer["lr"] = 0.01  # noqa: F405
-lr_config = dict(policy="step", warmup="linear", warmup_iters=1000, warmup_ratio=0.1, step=[14, 16])
-runner = dict(type="EpochBasedRunner", max_epochs=18)
-auto_scale_lr = dict(enable=True, base_batch_size=8)
+model["backbone"] = se154_backbone()
