@@ -339,6 +339,7 @@ class Trainer:
             set_rng_state(rng_state)  # last, so that nothing above consumes the restored stream
         history: list[dict] = []
         self._time_total, self._iters_timed = 0.0, 0
+        self.skipped_images = 0
         for epoch in range(self.start_epoch, self.max_epochs):
             self._train_epoch(epoch, loader, forward, optimizer, schedule)
             self._after_epoch(epoch, optimizer, schedule, history)
@@ -357,7 +358,7 @@ class Trainer:
             data_time = time.perf_counter() - tick
             skipped = batch.pop("skipped_images", None)
             if skipped:
-                self._count_skipped(epoch, inner, skipped)
+                self._warn_skipped(epoch, inner, skipped)
             lrs = schedule.apply(optimizer, epoch, self.global_iter)
             batch = move_to_device(batch, self.device)
             if self.batch_augments is not None:
@@ -366,10 +367,14 @@ class Trainer:
                 losses = forward(batch)
             total, log_vars = parse_losses(losses)
             names = list(log_vars)
-            num_imgs = torch.tensor(float(_batch_size(batch)), device=self.device)
-            stacked = torch.stack([v.detach().float().to(self.device) for v in log_vars.values()] + [num_imgs])
+            counts = torch.tensor([float(_batch_size(batch)), float(len(skipped or ()))], device=self.device)
+            stacked = torch.cat([torch.stack([v.detach().float().to(self.device) for v in log_vars.values()]),
+                                 counts])
             values = all_reduce_mean(stacked).tolist()  # one host sync per iteration, as mmdet
+            # images trained and unreadable images skipped in this iteration, over all ranks
+            skipped_all_ranks = round(values.pop() * self.world_size)
             imgs_all_ranks = values.pop() * self.world_size
+            self.skipped_images += skipped_all_ranks
             self._check_finite(epoch, inner, dict(zip(names, values)))
             optimizer.zero_grad(set_to_none=True)
             self.amp_ctx.backward(total)
@@ -407,8 +412,7 @@ class Trainer:
             "Try a lower lr, a longer warmup or optimizer_config.grad_clip."
         )
 
-    def _count_skipped(self, epoch: int, inner: int, paths: list) -> None:
-        self.skipped_images = getattr(self, "skipped_images", 0) + len(paths)
+    def _warn_skipped(self, epoch: int, inner: int, paths: list) -> None:
         self.logger.warning(f"epoch {epoch + 1}, iteration {inner + 1}: skipped {len(paths)} unreadable "
                             f"image(s), another image took each one's place: {', '.join(map(str, paths))}")
 
@@ -419,11 +423,8 @@ class Trainer:
         memory = int(all_reduce_max(torch.tensor([peak_memory_mb(self.device)], device=self.device)).item())
         ordered: "OrderedDict[str, Any]" = OrderedDict(memory=memory)
         ordered.update(values)
-        # unreadable images skipped so far by this run, summed over the processes
-        skipped = all_reduce_mean(torch.tensor([float(getattr(self, "skipped_images", 0))], device=self.device))
-        skipped = int(round(skipped.item() * self.world_size))
-        if skipped:
-            ordered["skipped_images"] = skipped
+        if self.skipped_images:  # unreadable images skipped so far by this run, all processes
+            ordered["skipped_images"] = self.skipped_images
         ordered.move_to_end("time")
         ordered["imgs_per_s"] = imgs_per_s
         eta = self._time_total / max(self._iters_timed, 1) * (self.max_iters - self.global_iter)
