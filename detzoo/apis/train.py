@@ -58,8 +58,7 @@ def train_from_config(cfg, work_dir: str, resume_from: Optional[str] = None, loa
     from detzoo.engine.trainer import train_detector
     from detzoo.models.builder import build_detector
 
-    # gloo unless the processes train on GPUs (NCCL only moves CUDA tensors)
-    rank = init_dist(None if str(device).startswith("cuda") else "gloo")[0] if distributed else 0
+    rank = init_dist(device=device)[0] if distributed else 0
     seed = cfg.get("seed", 0) if seed is None else seed
     set_random_seed(seed, deterministic)  # model initialisation is reproducible too
     os.makedirs(work_dir, exist_ok=True)

@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.launcher == "pytorch":
         from detzoo.engine.dist import init_dist
 
-        rank = init_dist(None if device.startswith("cuda") else "gloo")[0]
+        rank = init_dist(device=device)[0]
         if device == "cuda":
             import torch
 

@@ -22,11 +22,12 @@ def is_main_process() -> bool:
     return get_dist_info()[0] == 0
 
 
-def init_dist(backend: str | None = None) -> tuple[int, int]:
+def init_dist(backend: str | None = None, device: str | torch.device | None = None) -> tuple[int, int]:
     """Initialise the default process group from the ``torchrun`` environment variables.
 
-    ``backend`` defaults to NCCL when CUDA is available, else gloo. Each process is pinned to
-    GPU ``LOCAL_RANK``. Returns ``(rank, world_size)``.
+    ``backend`` defaults to NCCL when the processes compute on CUDA (``device``; without one: when
+    CUDA is available), else gloo: NCCL only moves CUDA tensors. Each process is pinned to GPU
+    ``LOCAL_RANK``. Returns ``(rank, world_size)``.
     """
     if dist.is_initialized():
         return get_dist_info()
@@ -37,7 +38,8 @@ def init_dist(backend: str | None = None) -> tuple[int, int]:
             "launch it with `torchrun --nproc_per_node=<gpus> ...`"
         )
     if backend is None:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        on_cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+        backend = "nccl" if on_cuda else "gloo"
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group(backend=backend)

@@ -287,7 +287,7 @@ class Trainer:
         """Train; returns ``{"epoch", "iter", "last_checkpoint", "best_checkpoint", "best_score",
         "metrics"}`` (metrics: one dict per evaluation)."""
         if self.distributed:
-            init_dist(None if self.device.type == "cuda" else "gloo")  # NCCL moves CUDA tensors only
+            init_dist(device=self.device)
             if self.device.type == "cuda":
                 self.device = torch.device("cuda", torch.cuda.current_device())
         self.rank, self.world_size = get_dist_info()
