@@ -87,17 +87,6 @@ def _download(url: str, sha256_prefix: Optional[str], name: str, progress: bool 
                               f"or give init_cfg checkpoint=<local path>") from None
 
 
-def _read_torch(path: Path) -> Mapping[str, torch.Tensor]:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt file or pickled objects beyond tensors
-        raise CheckpointError(f"{path}: cannot read checkpoint ({err})") from None
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: no state dict found in checkpoint")
-    return state
-
-
 def _read_paddle(path: Path, module: nn.Module) -> Mapping[str, torch.Tensor]:
     """Paddle ImageNet parameters -> the backbone's own keys (the classifier is ignored)."""
     from detzoo.zoo.converters import paddle as paddle_io
@@ -128,17 +117,20 @@ def _read_paddle(path: Path, module: nn.Module) -> Mapping[str, torch.Tensor]:
     return state
 
 
-def load_backbone_weights(module: nn.Module, path: str, prefix: Optional[str] = None) -> None:
+def load_backbone_weights(module: nn.Module, path: str, prefix: Optional[str] = None,
+                          progress: bool = True) -> Path:
     """Load the entries of checkpoint ``path`` (optionally those under ``prefix``, stripped) whose
     names exist in ``module``; keys the module lacks (a classifier) are skipped, as mmcv's
     non-strict loading does. ``path`` may also be a model-zoo name or URL (module docstring).
     No matching key or a shape mismatch is a :class:`CheckpointError`. Reads with
-    ``weights_only=True``."""
-    file = resolve_pretrained(path)
+    ``weights_only=True``. Returns the local file that was read."""
+    from detzoo.engine.checkpoint import load_checkpoint
+
+    file = resolve_pretrained(path, progress=progress)
     if str(file).endswith(_PADDLE_SUFFIXES):
         state = _read_paddle(file, module)
     else:
-        state = _read_torch(file)
+        state = load_checkpoint(file)["state_dict"]
     if prefix:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     own = module.state_dict()
@@ -151,6 +143,7 @@ def load_backbone_weights(module: nn.Module, path: str, prefix: Optional[str] = 
             raise CheckpointError(f"{file}: {key} has shape {tuple(value.shape)}, the backbone "
                                   f"expects {tuple(own[key].shape)}")
     module.load_state_dict(matched, strict=False)
+    return file
 
 
 def pretrained_init_cfgs(model: nn.Module) -> list[tuple[str, nn.Module, Mapping]]:
@@ -204,8 +197,7 @@ def load_pretrained_weights(model: nn.Module, log: Optional[Callable[[str], None
         where = name or type(model).__name__
         checkpoint = os.fspath(cfg["checkpoint"])
         try:
-            file = resolve_pretrained(checkpoint, progress=progress)
-            load_backbone_weights(module, str(file), cfg.get("prefix"))
+            file = load_backbone_weights(module, checkpoint, cfg.get("prefix"), progress=progress)
         except CheckpointError as exc:
             raise CheckpointError(f"{where}: {exc}. To train it from scratch instead: "
                                   f"--cfg-options model.{where}.init_cfg=None") from None
